@@ -1,0 +1,1 @@
+"""zoomer: zoom videos into the fractal boundary of neural-network trainability."""
