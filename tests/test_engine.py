@@ -1,0 +1,146 @@
+"""The batched engine against the slow reference, and the engine's promises."""
+import numpy as np
+import pytest
+import torch
+
+import zoomer
+from zoomer import engine
+from zoomer.reference import reference_grid
+
+# Each case straddles the boundary so both classes are compared.
+CASES = {
+    "tanh": (dict(), ((-1.0, 5.0), (-1.0, 2.5))),
+    "relu": (dict(nonlinearity="relu"), ((-1.0, 4.0), (-1.0, 2.0))),
+    "identity": (dict(nonlinearity="identity"), ((-1.0, 4.0), (-1.0, 2.0))),
+    "single_datapoint": (dict(n_data=1), ((-1.0, 3.0), (-1.0, 2.0))),
+    "target_dim_3": (dict(target_dim=3), ((-1.0, 5.0), (-1.0, 2.5))),
+    "depth_3": (dict(depth=3), ((-1.0, 3.0), (-1.0, 3.0))),
+    "paraminit": (dict(phase_space="paraminit_vs_lr"), ((-2.0, 2.0), (-1.0, 2.0))),
+    "minibatch": (dict(batch_size=16), ((-1.0, 5.0), (-1.0, 2.5))),
+    # probe outputs of diverging runs are chaotic; compare where runs train.
+    "probe_point": (dict(readout="probe_point"), ((-1.0, 3.0), (-1.0, 1.0))),
+}
+
+
+def agreement(a, b):
+    """(share of pixels of the same class, median relative score difference)."""
+    same = np.mean(np.sign(a) == np.sign(b))
+    rel = np.abs(a - b) / np.maximum(np.abs(b), 1e-300)
+    return same, float(np.median(rel))
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_batched_engine_matches_reference(case):
+    kw, (xb, yb) = CASES[case]
+    exp = zoomer.Experiment(steps=40, **kw)
+    win = zoomer.Window.from_bounds(xb, yb)
+    fast = zoomer.landscape(exp, win, size=(10, 10), backend="torch")
+    gx, gy = win.grid((10, 10))
+    slow = reference_grid(exp, gx, gy).reshape(10, 10)
+    same, med = agreement(fast, slow)
+    assert same >= 0.99 and med <= 1e-9, (same, med)
+    if exp.readout == "loss":
+        assert (fast < 0).any() and (fast > 0).any(), "case should straddle the boundary"
+
+
+def test_scores_are_finite_even_when_runs_overflow():
+    exp = zoomer.Experiment(steps=30)
+    s = zoomer.landscape(exp, zoomer.Window.from_bounds((20.0, 40.0), (20.0, 40.0)), (4, 4))
+    assert np.isfinite(s).all() and (s > 0).all()
+
+
+def test_same_config_gives_identical_scores():
+    exp = zoomer.Experiment(steps=30)
+    win = zoomer.Window.from_bounds((-1.0, 5.0), (-1.0, 2.5))
+    a = zoomer.landscape(exp, win, (12, 12))
+    b = zoomer.landscape(zoomer.Experiment(steps=30), win, (12, 12))
+    assert np.array_equal(a, b)
+
+
+def test_compaction_gives_identical_results_to_dense():
+    exp = zoomer.Experiment(steps=40)
+    prob = exp.problem()
+    gx, gy = zoomer.Window.from_bounds((-1.0, 6.0), (-1.0, 4.0)).grid((12, 12))
+    lrs, off = exp.hparams(torch.from_numpy(gx), torch.from_numpy(gy))
+    dense = engine.train_chunk(exp, prob, lrs, off, compact=False, backend="torch")
+    compact = engine.train_chunk(exp, prob, lrs, off, compact=True, backend="torch")
+    assert ((dense > 0) & (dense < 40)).any(), "some runs must die early for this test to bite"
+    assert torch.equal(dense, compact)
+
+
+def test_minibatch_is_deterministic_and_differs_from_full_batch():
+    win = zoomer.Window.from_bounds((-1.0, 5.0), (-1.0, 2.5))
+    mini = zoomer.Experiment(steps=30, batch_size=16)
+    a = zoomer.landscape(mini, win, (8, 8))
+    b = zoomer.landscape(zoomer.Experiment(steps=30, batch_size=16), win, (8, 8))
+    full = zoomer.landscape(zoomer.Experiment(steps=30), win, (8, 8))
+    assert np.array_equal(a, b)
+    assert not np.allclose(a, full)
+
+
+def test_row_zero_is_lowest_y():
+    """Raising only the output-layer rate (y) far enough diverges: at the top, not the bottom."""
+    exp = zoomer.Experiment(steps=30)
+    s = zoomer.landscape(exp, zoomer.Window.from_bounds((-1.0, 1.0), (-2.0, 4.0)), (8, 3))
+    assert (s[0] < 0).all() and (s[-1] > 0).all()
+    xs, ys = zoomer.Window.from_bounds((0.0, 1.0), (2.0, 5.0)).axes((4, 3))
+    assert np.array_equal(xs, np.linspace(0, 1, 3)) and np.array_equal(ys, np.linspace(2, 5, 4))
+
+
+def test_problem_is_reproducible_and_shaped_like_the_paper():
+    exp = zoomer.Experiment()
+    p, q = exp.problem(), zoomer.Experiment().problem()
+    assert exp.n_params == 272 and p.X.shape == (272, 16) and p.Y.shape == (272, 1)
+    assert [w.shape for w in p.weights] == [(16, 16), (16, 1)]
+    assert torch.equal(p.X, q.X) and all(torch.equal(a, b) for a, b in zip(p.weights, q.weights))
+    assert zoomer.Experiment(nonlinearity="identity").dataset_size == 16
+    assert zoomer.Experiment(n_data=1).problem().X.shape == (1, 16)
+    assert zoomer.Experiment(target_dim=2).dataset_size == (256 + 32) // 2
+
+
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        (dict(width=0), "width"),
+        (dict(nonlinearity="sigmoid"), "nonlinearity"),
+        (dict(steps=10), "steps"),
+        (dict(depth=1), "depth"),
+        (dict(phase_space="lr"), "phase_space"),
+        (dict(readout="acc"), "readout"),
+        (dict(batch_size=0), "batch_size"),
+    ],
+)
+def test_bad_experiment_settings_name_the_field(kwargs, field):
+    with pytest.raises(ValueError, match=field):
+        zoomer.Experiment(**kwargs)
+
+
+def test_bad_windows_and_sizes_are_refused_before_compute():
+    with pytest.raises(ValueError, match="x0 < x1"):
+        zoomer.Window.from_bounds((1.0, 1.0), (0.0, 1.0))
+    with pytest.raises(ValueError, match="y0 < y1"):
+        zoomer.Window.from_bounds((0.0, 1.0), (2.0, 1.0))
+    win = zoomer.Window.from_bounds((0.0, 1.0), (0.0, 1.0))
+    with pytest.raises(ValueError, match="size"):
+        zoomer.landscape(zoomer.Experiment(), win, size=(0, 4))
+    with pytest.raises(ValueError, match="too deep"):
+        zoomer.landscape(zoomer.Experiment(), zoomer.Window(1.0, 1.0, 1e-17, 1e-17), size=(8, 8))
+    with pytest.raises(ValueError, match="dtype"):
+        zoomer.landscape(zoomer.Experiment(), win, size=(2, 2), dtype="float16")
+    with pytest.raises(ValueError, match="backend"):
+        zoomer.landscape(zoomer.Experiment(), win, size=(2, 2), backend="cobol")
+
+
+def test_a_run_too_big_for_memory_is_refused(monkeypatch):
+    monkeypatch.setattr(engine, "free_memory", lambda device: 1000)
+    with pytest.raises(MemoryError, match="width"):
+        zoomer.landscape(zoomer.Experiment(), zoomer.Window.from_bounds((0, 1), (0, 1)), (2, 2))
+
+
+def test_chunks_are_sized_from_free_memory(monkeypatch):
+    exp = zoomer.Experiment()
+    per_run = engine.bytes_per_run(exp, torch.float64)
+    monkeypatch.setattr(engine, "free_memory", lambda device: 40 * per_run / engine.MEMORY_SHARE)
+    monkeypatch.setattr(engine, "CPU_WORKING_SET", float("inf"))
+    assert engine.chunk_size(exp, 10_000, torch.device("cpu"), torch.float64) == 32
+    assert engine.chunk_size(exp, 5, torch.device("cpu"), torch.float64) == 8

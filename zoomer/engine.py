@@ -1,0 +1,250 @@
+"""How it is trained: one training run per pixel, all runs of a chunk batched together.
+
+The hot loop is plain PyTorch with the backward pass written out by hand (the net is
+small and fixed, so autograd's bookkeeping would cost more than the maths). Runs share the
+data and initial weights and differ only in their hyperparameters, so the first layer of a
+chunk is a matmul of the shared X against every run's weights.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from . import kernels
+from .experiment import Experiment, Problem
+from .score import CAP, ScoreAccumulator
+from .window import Window, check_size
+
+DTYPES = {"float64": torch.float64, "float32": torch.float32}
+# Share of the free device memory one chunk may use; the rest is headroom for the
+# allocator, the caller and other processes.
+MEMORY_SHARE = 0.25
+# On the CPU a chunk whose activations stay in cache beats a bigger one; this is the
+# working set aimed for (a speed setting, not a memory guess: free memory still caps it).
+CPU_WORKING_SET = 16 * 2**20
+# How often (in steps) the loop looks for diverged runs to drop from the batch.
+COMPACT_EVERY = 8
+
+
+def resolve_device(device=None) -> torch.device:
+    """None -> CUDA when present, else the CPU."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def resolve_dtype(dtype) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        if dtype in DTYPES.values():
+            return dtype
+    elif dtype in DTYPES:
+        return DTYPES[dtype]
+    raise ValueError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
+
+
+def free_memory(device: torch.device) -> int:
+    """Bytes free right now on the device (CUDA memory, or available RAM)."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def bytes_per_run(exp: Experiment, dtype: torch.dtype) -> int:
+    """Peak memory of one run inside a chunk: weights, gradients and activations."""
+    item = torch.empty((), dtype=dtype).element_size()
+    n, w = exp.dataset_size, exp.width
+    m = exp.batch_size or 0
+    activations = (n + m) * w * (3 * exp.depth + 2) + (n + m) * exp.target_dim * 4
+    return item * (4 * exp.n_params + 2 * activations)
+
+
+def chunk_size(exp: Experiment, n_runs: int, device: torch.device, dtype: torch.dtype) -> int:
+    """Runs per chunk, from the memory free on the device; a power of two for stable shapes."""
+    per_run = bytes_per_run(exp, dtype)
+    budget = MEMORY_SHARE * free_memory(device)
+    if device.type == "cpu":
+        budget = min(budget, CPU_WORKING_SET)
+    fits = int(budget // per_run)
+    if fits < 1:
+        raise MemoryError(
+            f"one training run needs {per_run / 2**20:.1f} MiB but only "
+            f"{budget / 2**20:.1f} MiB may be used on {device}; reduce experiment.width or n_data"
+        )
+    return min(1 << (fits.bit_length() - 1), 1 << max(0, (n_runs - 1).bit_length()))
+
+
+@dataclass
+class Net:
+    """The per-layer constants of the mean-field net, folded for the hot loop."""
+
+    scale: list[float]  # 1/sqrt(fan_in) per layer; the output is scaled twice
+    nonlinearity: str
+
+    @classmethod
+    def of(cls, exp: Experiment) -> "Net":
+        return cls([1 / math.sqrt(a) for a, _ in exp.layer_shapes], exp.nonlinearity)
+
+    def act(self, i: int, p: torch.Tensor) -> torch.Tensor:
+        """Hidden layer i's output from its pre-activation p = h @ W (before scaling)."""
+        c = self.scale[i]
+        if self.nonlinearity == "tanh":
+            return torch.tanh(p * (math.sqrt(2) * c))
+        if self.nonlinearity == "relu":
+            return torch.relu(p) * (math.sqrt(2) * c)
+        return p * c
+
+    def dact(self, i: int, h: torch.Tensor) -> torch.Tensor:
+        """d act / d p for hidden layer i, written in terms of its output h."""
+        c = self.scale[i]
+        if self.nonlinearity == "tanh":
+            return (1 - h * h) * (math.sqrt(2) * c)
+        if self.nonlinearity == "relu":
+            return (h > 0).to(h.dtype) * (math.sqrt(2) * c)
+        return torch.full_like(h, c)
+
+    def forward(self, weights, x):
+        """Activations [x, h_1, ..., h_{d-1}] and the output, for every run at once."""
+        hs = [x]
+        for i, w in enumerate(weights[:-1]):
+            hs.append(self.act(i, torch.matmul(hs[-1], w)))
+        out = torch.matmul(hs[-1], weights[-1]) * self.scale[-1] ** 2
+        return hs, out
+
+    def loss_and_grads(self, weights, x, y):
+        """Mean squared error per run and its gradient for every layer (backprop by hand)."""
+        hs, out = self.forward(weights, x)
+        r = out - y
+        loss = (r * r).mean(dim=(-2, -1))
+        g = r * (2 * self.scale[-1] ** 2 / (r.shape[-2] * r.shape[-1]))
+        grads = [None] * len(weights)
+        for i in range(len(weights) - 1, -1, -1):
+            grads[i] = torch.matmul(hs[i].transpose(-2, -1), g)
+            if i:
+                g = torch.matmul(g, weights[i].transpose(-2, -1)) * self.dact(i - 1, hs[i])
+        return loss, grads
+
+    def loss(self, weights, x, y):
+        out = self.forward(weights, x)[1]
+        return ((out - y) ** 2).mean(dim=(-2, -1))
+
+
+def train_chunk(
+    exp: Experiment,
+    prob: Problem,
+    lrs: torch.Tensor,
+    offsets: torch.Tensor,
+    compact: bool = True,
+    backend: str = "auto",
+) -> torch.Tensor:
+    """Train one chunk of runs (B,) and return their readouts, on prob's device and dtype.
+
+    lrs is (B, depth), offsets (B,) are added to the input-layer initial weights. With
+    `compact`, runs whose loss went non-finite are dropped from the batch every
+    COMPACT_EVERY steps; their scores are already decided, so results are unchanged.
+    A fused kernel (kernels/) trains the chunk instead where one supports it.
+    """
+    fast = kernels.find(backend, exp, prob.X.device, prob.X.dtype)
+    if fast is not None:
+        return fast(exp, prob, lrs, offsets)
+    net = Net.of(exp)
+    B, steps = lrs.shape[0], exp.steps
+    weights = [w.expand(B, -1, -1).clone() for w in prob.weights]
+    weights[0] += offsets[:, None, None]
+    lr = [lrs[:, i, None, None] for i in range(exp.depth)]
+    acc = ScoreAccumulator(B, steps, prob.X.device, prob.X.dtype)
+    rows = torch.arange(B, device=prob.X.device)
+    dead = torch.zeros(B, dtype=torch.bool, device=prob.X.device)
+
+    for t in range(steps):
+        if prob.batches is None:
+            loss, grads = net.loss_and_grads(weights, prob.X, prob.Y)
+        else:  # the scored loss is the full-batch loss; the step uses the minibatch
+            loss = net.loss(weights, prob.X, prob.Y)
+            idx = prob.batches[t]
+            grads = net.loss_and_grads(weights, prob.X[idx], prob.Y[idx])[1]
+        dead |= acc.add(t, loss, None if rows.shape[0] == B else rows)
+        for w, g, a in zip(weights, grads, lr):
+            w.sub_(a * g)
+        if compact and (t + 1) % COMPACT_EVERY == 0 and bool(dead.any()):
+            keep = ~dead
+            rows, weights = rows[keep], [w[keep] for w in weights]
+            lr, dead = [a[keep] for a in lr], dead[keep]
+            if rows.numel() == 0:
+                break
+
+    if exp.readout == "loss":
+        return acc.scores()
+    return _probe_readout(net, exp, prob, weights, rows, acc, B)
+
+
+def _probe_readout(net, exp, prob, weights, rows, acc, batch) -> torch.Tensor:
+    """The net's first output at the probe input; a run that diverged reads as +CAP."""
+    out = torch.full((batch,), CAP, dtype=prob.X.dtype, device=prob.X.device)
+    if rows.numel():
+        value = net.forward(weights, prob.probe[None, :])[1][:, 0, 0]
+        value = torch.nan_to_num(value, nan=CAP, posinf=CAP, neginf=-CAP).clamp(-CAP, CAP)
+        out[rows] = value
+    out[acc.dead_at < exp.steps] = CAP
+    return out
+
+
+def train_grid(
+    exp: Experiment,
+    x: np.ndarray,
+    y: np.ndarray,
+    device=None,
+    dtype=torch.float64,
+    progress=None,
+    compact: bool = True,
+    backend: str = "auto",
+) -> np.ndarray:
+    """Readouts of the runs at axis coordinates (x[k], y[k]), chunked to fit the device.
+
+    progress, if given, is called with the number of runs finished after each chunk.
+    """
+    device, dtype = resolve_device(device), resolve_dtype(dtype)
+    kernels.find(backend, exp, device, dtype)  # refuse an unknown or unfit backend up front
+    x, y = np.asarray(x, np.float64).ravel(), np.asarray(y, np.float64).ravel()
+    lrs, offsets = exp.hparams(torch.from_numpy(x), torch.from_numpy(y))
+    prob = exp.problem().to(device, dtype)
+    n = x.size
+    size = chunk_size(exp, n, device, dtype)
+    out = np.empty(n, dtype=np.float64)
+    for start in range(0, n, size):
+        sl = slice(start, min(start + size, n))
+        scores = train_chunk(
+            exp, prob, lrs[sl].to(device, dtype), offsets[sl].to(device, dtype), compact, backend
+        )
+        out[sl] = scores.to("cpu", torch.float64).numpy()
+        if progress is not None:
+            progress(sl.stop - sl.start)
+    return out
+
+
+def landscape(
+    exp: Experiment,
+    window: Window,
+    size: tuple[int, int] = (256, 256),
+    device=None,
+    dtype=torch.float64,
+    progress=None,
+    backend: str = "auto",
+) -> np.ndarray:
+    """The score image (H, W) of a window: row 0 is the lowest y, column 0 the lowest x."""
+    exp.validate()
+    h, w = check_size(size)
+    window.check_resolution((h, w))
+    gx, gy = window.grid((h, w))
+    scores = train_grid(exp, gx, gy, device=device, dtype=dtype, progress=progress, backend=backend)
+    return scores.reshape(h, w)

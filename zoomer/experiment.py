@@ -1,0 +1,189 @@
+"""What is trained: the network, its data and the hyperparameter plane (the phase space).
+
+An `Experiment` is a plain description (every field has the paper's baseline as its
+default); `Experiment.problem()` turns it into the tensors that every run of a frame
+shares, and `Experiment.hparams()` turns pixel coordinates into per-run hyperparameters.
+"""
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Optional
+
+import torch
+
+NONLINEARITIES = ("tanh", "relu", "identity")
+PHASE_SPACES = ("lr_vs_lr", "paraminit_vs_lr")
+READOUTS = ("loss", "probe_point")
+
+# The paper trained for 500-1000 steps; its interactive demo used 100. 100 keeps previews
+# on a CPU within minutes and already shows the fractal boundary over many decades.
+DEFAULT_STEPS = 100
+MIN_STEPS = 20  # the score averages the last 20 normalised losses
+
+
+@dataclass(frozen=True)
+class Problem:
+    """The tensors every run of a frame shares: data, initial weights, minibatch order.
+
+    X is (n, width), Y is (n, target_dim); weights[i] is (fan_in, fan_out), input layer
+    first. batches is (steps, batch_size) of row indices into X, or None for full batch.
+    probe is the fixed input (width,) read by the probe_point readout.
+    """
+
+    X: torch.Tensor
+    Y: torch.Tensor
+    weights: tuple[torch.Tensor, ...]
+    probe: torch.Tensor
+    batches: Optional[torch.Tensor]
+
+    def to(self, device=None, dtype=None) -> "Problem":
+        def move(t):
+            return t.to(device=device, dtype=dtype)
+
+        return Problem(
+            X=move(self.X),
+            Y=move(self.Y),
+            weights=tuple(move(w) for w in self.weights),
+            probe=move(self.probe),
+            batches=None if self.batches is None else self.batches.to(device),
+        )
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One of the paper's conditions, or a generalisation of it.
+
+    Layer i trains with the x-axis rate when i is even and the y-axis rate when i is odd
+    (lr_vs_lr); in paraminit_vs_lr, x is log10 of an offset added to the mean of the
+    input-layer initial weights and y is log10 of one learning rate for every layer.
+    """
+
+    nonlinearity: str = "tanh"
+    width: int = 16
+    depth: int = 2
+    target_dim: int = 1
+    # Dataset size: None follows the paper (parameter count x ratio / target_dim, or
+    # width x ratio for the linear net); 1 is the single-datapoint condition.
+    n_data: Optional[int] = None
+    data_ratio: float = 1.0
+    # Minibatch size drawn with replacement; None trains on the full batch.
+    batch_size: Optional[int] = None
+    phase_space: str = "lr_vs_lr"
+    readout: str = "loss"
+    steps: int = DEFAULT_STEPS
+    seed: int = 0
+
+    def __post_init__(self):
+        self.validate()
+
+    # ---- validation -----------------------------------------------------------------
+    def validate(self) -> None:
+        """Raise ValueError naming the field and what is allowed; runs before any compute."""
+        _choice("nonlinearity", self.nonlinearity, NONLINEARITIES)
+        _choice("phase_space", self.phase_space, PHASE_SPACES)
+        _choice("readout", self.readout, READOUTS)
+        _at_least("width", self.width, 1)
+        _at_least("depth", self.depth, 2)
+        _at_least("target_dim", self.target_dim, 1)
+        _at_least("steps", self.steps, MIN_STEPS)
+        if not (isinstance(self.data_ratio, (int, float)) and self.data_ratio > 0):
+            raise ValueError(f"experiment.data_ratio must be a number > 0, got {self.data_ratio!r}")
+        if self.n_data is not None:
+            _at_least("n_data", self.n_data, 1)
+        if self.batch_size is not None:
+            _at_least("batch_size", self.batch_size, 1)
+        if not isinstance(self.seed, int):
+            raise ValueError(f"experiment.seed must be an integer, got {self.seed!r}")
+
+    @classmethod
+    def from_config(cls, node) -> "Experiment":
+        """Build from a Hydra/OmegaConf node or a dict; unknown keys (name, window) are ignored."""
+        try:
+            from omegaconf import OmegaConf
+
+            if OmegaConf.is_config(node):
+                node = OmegaConf.to_container(node, resolve=True)
+        except ImportError:  # pragma: no cover - hydra is a dependency
+            pass
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in dict(node).items() if k in names})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    # ---- shapes ---------------------------------------------------------------------
+    @property
+    def layer_shapes(self) -> list[tuple[int, int]]:
+        """(fan_in, fan_out) per layer: width in, width hidden, target_dim out."""
+        w = self.width
+        return [(w, w)] * (self.depth - 1) + [(w, self.target_dim)]
+
+    @property
+    def n_params(self) -> int:
+        return sum(a * b for a, b in self.layer_shapes)
+
+    @property
+    def dataset_size(self) -> int:
+        if self.n_data is not None:
+            return self.n_data
+        if self.nonlinearity == "identity":
+            return max(1, round(self.width * self.data_ratio))
+        return max(1, round(self.n_params * self.data_ratio / self.target_dim))
+
+    @property
+    def axis_labels(self) -> tuple[str, str]:
+        """Human names of the x and y axes, in log10 units."""
+        if self.phase_space == "lr_vs_lr":
+            return ("log10 input-layer learning rate", "log10 output-layer learning rate")
+        return ("log10 input-layer weight-mean offset", "log10 learning rate")
+
+    # ---- tensors --------------------------------------------------------------------
+    def problem(self) -> Problem:
+        """The shared tensors, float64 on the CPU; one seed decides all of it.
+
+        Drawn from a CPU torch.Generator in a fixed order, so the same config gives the
+        same problem on any machine.
+        """
+        g = torch.Generator().manual_seed(self.seed)
+
+        def normal(*shape):
+            return torch.randn(*shape, generator=g, dtype=torch.float64)
+
+        n = self.dataset_size
+        X = normal(n, self.width)
+        Y = normal(n, self.target_dim)
+        weights = tuple(normal(a, b) for a, b in self.layer_shapes)
+        probe = normal(self.width)
+        batches = None
+        if self.batch_size is not None:
+            batches = torch.randint(0, n, (self.steps, self.batch_size), generator=g)
+        return Problem(X=X, Y=Y, weights=weights, probe=probe, batches=batches)
+
+    def hparams(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Axis coordinates (B,) -> (learning rates (B, depth), input-weight offsets (B,))."""
+        x = torch.as_tensor(x, dtype=torch.float64)
+        y = torch.as_tensor(y, dtype=torch.float64)
+        if self.phase_space == "lr_vs_lr":
+            lrs = torch.stack([10.0**x if i % 2 == 0 else 10.0**y for i in range(self.depth)], 1)
+            return lrs, torch.zeros_like(x)
+        lrs = (10.0**y)[:, None].expand(-1, self.depth).contiguous()
+        return lrs, 10.0**x
+
+
+def _choice(name, value, allowed):
+    if value not in allowed:
+        raise ValueError(f"experiment.{name} must be one of {list(allowed)}, got {value!r}")
+
+
+def _at_least(name, value, low):
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise ValueError(f"experiment.{name} must be an integer >= {low}, got {value!r}")
+
+
+def activation(name: str):
+    """The mean-field nonlinearity: tanh(sqrt2 z), sqrt2 relu(z) or z."""
+    s = math.sqrt(2.0)
+    return {
+        "tanh": lambda z: torch.tanh(s * z),
+        "relu": lambda z: s * torch.relu(z),
+        "identity": lambda z: z,
+    }[name]

@@ -1,0 +1,125 @@
+"""The camera: a rectangle of the hyperparameter plane in axis units (log10), and its pixels.
+
+Row 0 of every image is the lowest y and column 0 the lowest x: pixel (i, j) sits at
+x = linspace(x0, x1, W)[j], y = linspace(y0, y1, H)[i].
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+# Neighbouring pixels must differ by at least this many float64 ulps of the coordinate
+# (and of the hyperparameter 10**coordinate), or the image is made of repeated runs.
+MIN_ULPS_PER_PIXEL = 8
+
+
+@dataclass(frozen=True)
+class Window:
+    """A view of the plane, stored by its centre and half extents so deep zooms keep digits."""
+
+    cx: float
+    cy: float
+    half_w: float
+    half_h: float
+
+    def __post_init__(self):
+        for name in ("cx", "cy", "half_w", "half_h"):
+            if not math.isfinite(getattr(self, name)):
+                raise ValueError(f"window.{name} must be finite, got {getattr(self, name)!r}")
+        if not (self.half_w > 0 and self.half_h > 0):
+            raise ValueError(
+                f"window must have positive width and height (x0 < x1 and y0 < y1), got "
+                f"x={self.x_bounds}, y={self.y_bounds}"
+            )
+
+    @classmethod
+    def from_bounds(cls, x: tuple[float, float], y: tuple[float, float]) -> "Window":
+        (x0, x1), (y0, y1) = map(float, x), map(float, y)
+        if not (x0 < x1):
+            raise ValueError(f"window x bounds must satisfy x0 < x1 (not empty or inverted), got {x}")
+        if not (y0 < y1):
+            raise ValueError(f"window y bounds must satisfy y0 < y1 (not empty or inverted), got {y}")
+        return cls((x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 2, (y1 - y0) / 2)
+
+    @classmethod
+    def around(cls, center: tuple[float, float], width: float, aspect: float) -> "Window":
+        """A window of the given width centred on a point; aspect = width / height."""
+        return cls(float(center[0]), float(center[1]), width / 2, width / 2 / aspect)
+
+    @property
+    def x_bounds(self) -> tuple[float, float]:
+        return (self.cx - self.half_w, self.cx + self.half_w)
+
+    @property
+    def y_bounds(self) -> tuple[float, float]:
+        return (self.cy - self.half_h, self.cy + self.half_h)
+
+    @property
+    def center(self) -> tuple[float, float]:
+        return (self.cx, self.cy)
+
+    @property
+    def width(self) -> float:
+        return 2 * self.half_w
+
+    @property
+    def height(self) -> float:
+        return 2 * self.half_h
+
+    def zoom(self, factor: float, center: tuple[float, float] | None = None) -> "Window":
+        """Magnify by `factor` (2 halves the extents) about `center` (default: own centre)."""
+        cx, cy = center if center is not None else self.center
+        return Window(cx, cy, self.half_w / factor, self.half_h / factor)
+
+    def with_aspect(self, aspect: float) -> "Window":
+        """The same centre and width, with height = width / aspect (no stretched pixels)."""
+        return Window(self.cx, self.cy, self.half_w, self.half_w / aspect)
+
+    def axes(self, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """Pixel coordinates (xs of length W, ys of length H) for size = (H, W)."""
+        h, w = check_size(size)
+        return _linspace(*self.x_bounds, w, self.cx), _linspace(*self.y_bounds, h, self.cy)
+
+    def grid(self, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """Flattened (x, y) coordinates of every pixel, row-major from the lowest y."""
+        xs, ys = self.axes(size)
+        gx, gy = np.meshgrid(xs, ys)
+        return gx.ravel(), gy.ravel()
+
+    def check_resolution(self, size: tuple[int, int]) -> None:
+        """Refuse a window too deep for float64: neighbouring pixels must stay distinct."""
+        xs, ys = self.axes(size)
+        for axis, c in (("x", xs), ("y", ys)):
+            if len(c) < 2:
+                continue
+            step = np.min(np.diff(c))
+            ulp = np.spacing(np.max(np.abs(c)))
+            # The hyperparameter is 10**c: its relative step is ln(10) * step.
+            rel = math.log(10) * step
+            if step < MIN_ULPS_PER_PIXEL * ulp or rel < MIN_ULPS_PER_PIXEL * np.finfo(np.float64).eps:
+                raise ValueError(
+                    f"window is too deep for float64 on the {axis} axis: neighbouring pixels "
+                    f"are {step:.3g} apart at coordinate {np.max(np.abs(c)):.6g}, below "
+                    f"{MIN_ULPS_PER_PIXEL} float64 ulps; use a shallower zoom depth"
+                )
+
+    def to_dict(self) -> dict:
+        return {"x": list(self.x_bounds), "y": list(self.y_bounds)}
+
+
+def _linspace(lo: float, hi: float, n: int, mid: float) -> np.ndarray:
+    """n points from lo to hi inclusive; a single pixel sits at the centre."""
+    return np.array([mid]) if n == 1 else np.linspace(lo, hi, n)
+
+
+def check_size(size) -> tuple[int, int]:
+    """Validate an (H, W) pixel size."""
+    try:
+        h, w = (int(s) for s in size)
+    except (TypeError, ValueError):
+        raise ValueError(f"size must be (height, width) in pixels, got {size!r}") from None
+    if h < 1 or w < 1 or (h, w) != tuple(size):
+        raise ValueError(f"size must be two integers >= 1 (height, width), got {size!r}")
+    return h, w
