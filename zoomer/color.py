@@ -12,6 +12,7 @@ pale far from it, as in the paper's figures.
 Ranks come from a small Reference (quantiles of each side), not from sorting each frame:
 references are smoothed across frames, so the palette drifts instead of flickering.
 """
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -84,30 +85,35 @@ class Reference:
 def smooth_references(references: list[Reference], sigma_frames: float) -> list[Reference]:
     """Gaussian-smooth references over frame index so a video's palette does not flicker.
 
-    Each side's quantiles are averaged over nearby frames, weighted by the Gaussian in
-    frame distance times that frame's pixel count on the side, so frames where a class
-    is absent or scarce do not drag the average. sigma_frames <= 0 returns them as is.
+    Each side's quantiles are averaged over frames within 4 sigma, weighted by the
+    Gaussian in frame distance times that frame's pixel count on the side, so frames
+    where a class is absent or scarce do not drag the average. sigma_frames <= 0 returns
+    the references as they are.
     """
     if sigma_frames <= 0 or len(references) < 2:
         return list(references)
     quantiles = np.stack([r.quantiles for r in references])  # (T, 2, n)
     counts = np.stack([r.counts for r in references])  # (T, 2)
-    t = np.arange(len(references))
-    kernel = np.exp(-0.5 * ((t[:, None] - t[None, :]) / sigma_frames) ** 2)  # (T, T)
-    weights = kernel[:, :, None] * counts[None]  # (T, T, 2): frame j's pull on frame i
-    total = weights.sum(axis=1)  # (T, 2)
-    smoothed = np.einsum("ijs,jsn->isn", weights, quantiles) / np.where(total > 0, total, 1)[..., None]
-    mean_counts = total / kernel.sum(axis=1, keepdims=True)  # 0 exactly where a class is absent
-    return [Reference(q, c) for q, c in zip(smoothed, mean_counts)]
+    radius = math.ceil(4 * sigma_frames)
+    smoothed = []
+    for i in range(len(references)):
+        near = np.arange(max(0, i - radius), min(len(references), i + radius + 1))
+        kernel = np.exp(-0.5 * ((near - i) / sigma_frames) ** 2)
+        weights = kernel[:, None] * counts[near]  # (frames, 2): each neighbour's pull, per side
+        total = weights.sum(axis=0)
+        mean = np.einsum("js,jsn->sn", weights, quantiles[near]) / np.where(total > 0, total, 1)[:, None]
+        smoothed.append(Reference(mean, total / kernel.sum()))  # count 0 exactly where a class is absent
+    return smoothed
 
 
 def normalize(values: np.ndarray, reference: Reference, gap: float = GAPS["loss"]) -> np.ndarray:
     """Rank values against a reference: negatives -> [-1, -gap], the rest -> [gap, 1].
 
     Monotone in the value, so the most negative maps to -1 and the largest to +1. Values
-    beyond the reference's range clip to the band ends; a value tied with many in the
-    reference (runs with equal scores) gets the middle of their ranks, and values of a
-    class the reference lacks get the middle of their band.
+    beyond the reference's range clip to the band ends (or, if the end is a tie, to that
+    tie's rank); a value tied with many in the reference (runs with equal scores) gets
+    the middle of their ranks; values of a class the reference lacks, the middle of
+    their band.
     """
     out = np.empty(np.shape(values))
     negative = values < 0
@@ -116,11 +122,14 @@ def normalize(values: np.ndarray, reference: Reference, gap: float = GAPS["loss"
         if count == 0:
             out[mask] = (lo + hi) / 2
             continue
-        ranks, v = np.linspace(lo, hi, q.size), values[mask]
-        # np.interp picks the last of tied quantiles; interpolating the mirror image picks
-        # the first; their mean is the mid-rank.
-        out[mask] = 0.5 * (np.interp(v, q, ranks) - np.interp(-v, -q[::-1], -ranks[::-1]))
+        # Tied quantiles (many runs with one score) share the middle of their ranks.
+        unique, first, repeats = np.unique(q, return_index=True, return_counts=True)
+        mid_rank = (first + (repeats - 1) / 2) / (q.size - 1)
+        out[mask] = np.interp(values[mask], unique, lo + (hi - lo) * mid_rank)
     return out
+
+
+_TO_LINEAR = ((np.arange(256) / 255) ** 2.2).astype(np.float32)  # sRGB byte -> linear light
 
 
 def supersample_colors(rgb: np.ndarray, k: int) -> np.ndarray:
@@ -134,8 +143,8 @@ def supersample_colors(rgb: np.ndarray, k: int) -> np.ndarray:
         raise ValueError(f"image of {rgb.shape[1]}x{rgb.shape[0]} px is not a multiple of supersample={k}")
     if k == 1:
         return rgb
-    linear = (rgb.astype(np.float64) / 255) ** 2.2
-    mean = linear.reshape(h, k, w, k, 3).mean(axis=(1, 3))
+    linear = _TO_LINEAR[rgb]
+    mean = sum(linear[i::k, j::k] for i in range(k) for j in range(k)) / k**2  # strided sums: fast
     return np.round(mean ** (1 / 2.2) * 255).astype(np.uint8)
 
 
