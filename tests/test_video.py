@@ -1,0 +1,137 @@
+from pathlib import Path
+
+import imageio_ffmpeg
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+from PIL import Image
+
+from zoomer.video import (VideoConfig, VideoWriter, draw_overlay, moov_before_mdat, mp4_boxes,
+                          overlay_lines, probe, save_png)
+
+CONF = Path(__file__).parents[1] / "zoomer" / "conf" / "video"
+WIDTH, HEIGHT, N = 64, 36, 6
+
+
+@pytest.fixture(scope="module")
+def frames():
+    """Distinct smooth frames: a colour ramp sliding a little each frame."""
+    y, x = np.mgrid[:HEIGHT, :WIDTH]
+    return [np.stack([(4 * x + 10 * t) % 256, 7 * y, np.full_like(x, 40 * t)], axis=-1).astype(np.uint8)
+            for t in range(N)]
+
+
+def write(path, frames, **settings):
+    config = VideoConfig(width=WIDTH, height=HEIGHT, fps=10, **settings)
+    with VideoWriter(path, config) as writer:
+        for frame in frames:
+            writer.write(frame)
+    return path
+
+
+def test_mp4_round_trip(tmp_path, frames):
+    path = write(tmp_path / "zoom.mp4", frames, crf=10, preset="ultrafast")
+    info = probe(path)
+    assert (info.n_frames, info.width, info.height) == (N, WIDTH, HEIGHT)
+    assert (info.codec, info.pix_fmt) == ("h264", "yuv420p")
+    assert moov_before_mdat(path) and mp4_boxes(path)[0] == "ftyp"
+    decoded = imageio_ffmpeg.read_frames(str(path))
+    next(decoded)
+    first = np.frombuffer(next(decoded), np.uint8).reshape(HEIGHT, WIDTH, 3)
+    decoded.close()
+    assert np.abs(first.astype(int) - frames[0]).mean() < 8  # colours survive, in RGB order
+
+
+def test_hevc_is_tagged_for_apple_players(tmp_path, frames):
+    path = write(tmp_path / "zoom.mp4", frames, codec="hevc", preset="ultrafast")
+    assert probe(path).codec == "hevc" and b"hvc1" in path.read_bytes()
+    assert moov_before_mdat(path)
+
+
+def test_gif_loops_forever(tmp_path, frames):
+    path = write(tmp_path / "zoom.gif", frames, format="gif")
+    info = probe(path)
+    assert (info.n_frames, info.width, info.height, info.codec) == (N, WIDTH, HEIGHT, "gif")
+    assert b"NETSCAPE2.0\x03\x01\x00\x00" in path.read_bytes()  # loop count 0 = forever
+
+
+def test_webp_loops_forever(tmp_path, frames):
+    path = write(tmp_path / "zoom.webp", frames, format="webp")
+    info = probe(path)
+    assert (info.n_frames, info.width, info.height, info.codec) == (N, WIDTH, HEIGHT, "webp_anim")
+    data = path.read_bytes()
+    anim = data.index(b"ANIM") + 8  # chunk name, size; then background colour, loop count
+    assert data[anim + 4:anim + 6] == b"\x00\x00"
+
+
+def test_odd_mp4_size_is_rejected_clearly(tmp_path):
+    with pytest.raises(ValueError, match=r"video\.width=65.*even"):
+        VideoWriter(tmp_path / "odd.mp4", VideoConfig(width=65, height=36))
+    with pytest.raises(ValueError, match=r"video\.height=35.*even"):
+        VideoConfig(width=64, height=35).validate()
+    VideoConfig(format="gif", width=65, height=35).validate()  # GIF has no chroma subsampling
+
+
+def test_wrong_frame_is_rejected(tmp_path, frames):
+    with VideoWriter(tmp_path / "zoom.mp4", VideoConfig(width=WIDTH, height=HEIGHT)) as writer:
+        with pytest.raises(ValueError, match=r"expected uint8 \(36, 64, 3\)"):
+            writer.write(np.zeros((HEIGHT, WIDTH, 4), np.uint8))
+        with pytest.raises(ValueError, match="float64"):
+            writer.write(np.zeros((HEIGHT, WIDTH, 3)))
+        with pytest.raises(ValueError, match=r"\(64, 36, 3\)"):
+            writer.write(np.zeros((WIDTH, HEIGHT, 3), np.uint8))
+        writer.write(frames[0])
+
+
+def test_ffmpeg_failure_reports_its_stderr(tmp_path, frames):
+    with pytest.raises(RuntimeError, match=r"(?s)ffmpeg failed.*No such file or directory"):
+        write(tmp_path / "missing" / "zoom.mp4", frames)
+
+
+def test_png_still(tmp_path, frames):
+    save_png(tmp_path / "frame.png", frames[3])
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "frame.png")), frames[3])
+
+
+@pytest.mark.parametrize("width, height", [(256, 144), (1920, 1080), (1080, 1920)])
+def test_overlay_marks_the_bottom_left_and_keeps_shape(width, height):
+    frame = np.full((height, width, 3), 200, np.uint8)
+    lines = overlay_lines(1.2e4, (-0.123456789012, 0.5), caption="tanh, full batch")
+    marked = draw_overlay(frame, lines)
+    assert marked.shape == frame.shape and marked.dtype == np.uint8
+    changed = np.any(marked != frame, axis=-1)
+    rows, cols = np.nonzero(changed)
+    assert rows.max() >= 0.7 * height and cols.min() <= 0.05 * width  # bottom-left box
+    assert not changed[: height // 3].any() and not changed[:, -2:].any()  # rest untouched
+    assert (rows.max() - rows.min()) > 0.08 * min(width, height)  # scaled, not a 10 px smudge at 1080p
+    assert np.all(frame == 200)  # input left alone
+
+
+def test_overlay_text():
+    lines = overlay_lines(1.2e4, (-0.123456789012, 2.0), caption="relu")
+    assert lines == ["zoom 1.2e4", "x = -0.123456789", "y = 2", "relu"]
+    assert overlay_lines(3.0, (1.0, 2.0), axis_names=("lr_in", "lr_out"))[:2] == ["zoom 3", "lr_in = 1"]
+
+
+def test_video_config_validation_names_the_field():
+    assert VideoConfig().n_frames == 300
+    assert VideoConfig(fps=24, duration_s=2.5).n_frames == 60
+    for field, bad in [("format", "avi"), ("codec", "vp9"), ("crf", 60), ("fps", 0), ("duration_s", -1.0),
+                       ("preset", "warp"), ("width", 0)]:
+        with pytest.raises(ValueError, match=rf"video\.{field}="):
+            VideoConfig(**{field: bad}).validate()
+    with pytest.raises(ValueError, match=r"\['mp4', 'gif', 'webp'\]"):
+        VideoConfig(format="mov").validate()
+
+
+@pytest.mark.parametrize("name, size", [("preview", None), ("landscape", (1920, 1080)), ("vertical", (1080, 1920)),
+                                        ("square", (1080, 1080)), ("gif", None)])
+def test_video_presets(name, size):
+    merged = OmegaConf.merge(OmegaConf.structured(VideoConfig), OmegaConf.load(CONF / f"{name}.yaml"))
+    config = VideoConfig(**OmegaConf.to_container(merged))
+    config.validate()
+    if size:
+        assert (config.width, config.height) == size and config.n_frames == 300
+    else:
+        assert config.width * config.height <= 480 * 270 and config.duration_s <= 6
+    assert config.format == ("gif" if name == "gif" else "mp4")

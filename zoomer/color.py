@@ -1,0 +1,189 @@
+"""Scores -> RGB: adaptive normalisation, temporal smoothing, colormaps.
+
+A run's score (Sohl-Dickstein 2024) is -sum(v) when training converged and sum(1/v)
+when it diverged, where v_t is the loss relative to its start. Its sign is the class;
+its magnitude grows the slower training converges or diverges, i.e. the nearer the run
+sits to the fractal boundary. Normalised values keep that order: converged scores land
+in [-1, -gap] and diverged ones in [gap, 1], ranked separately on each side of zero, so
+|value| -> 1 means "near the boundary". Every colormap here runs from converged (-1) to
+diverged (+1) and is most intense at its ends, so colour is intense at the boundary and
+pale far from it, as in the paper's figures.
+
+Ranks come from a small Reference (quantiles of each side), not from sorting each frame:
+references are smoothed across frames, so the palette drifts instead of flickering.
+"""
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+# Distance of each class band from zero, per readout: scores keep a visible jump between
+# converged and diverged; the probe readout (the net's output at a fixed input) is just
+# signed, so its two halves meet at zero.
+GAPS = {"loss": 0.25, "probe_point": 0.0}
+
+# Control points from -1 (converged) to +1 (diverged), evenly spaced. ColorBrewer lists
+# Spectral and RdBu red-first (matplotlib's value order); we reverse them so that blue
+# means converged. Append "_r" to any name to flip a map.
+_SPECTRAL = "9e0142 d53e4f f46d43 fdae61 fee08b ffffbf e6f598 abdda4 66c2a5 3288bd 5e4fa2"
+_RDBU = "67001f b2182b d6604d f4a582 fddbc7 f7f7f7 d1e5f0 92c5de 4393c3 2166ac 053061"
+COLORMAPS = {
+    "Spectral": _SPECTRAL.split()[::-1],
+    "RdBu": _RDBU.split()[::-1],
+    "coolwarm": "3b4cc0 6282ea 8db0fe b8d0f9 dddddd f5c4ad f49a7b de604d b40426".split(),
+    # Dark far from the boundary, glowing ice / fire at it.
+    "fire_ice": "e8f8ff 5fc8ff 1f5fbf 0a1a40 000000 400a0a bf2f0a ffa020 fff8d0".split(),
+    "viridis": "440154 472d7b 3b528b 2c728e 21918c 28ae80 5ec962 addc30 fde725".split(),
+    "magma": "000004 1c1044 4f127b 812581 b5367a e55064 fb8761 fec287 fcfdbf".split(),
+}
+
+
+def known_colormap(name: str) -> bool:
+    return name.removesuffix("_r") in COLORMAPS
+
+
+@lru_cache(maxsize=None)
+def lookup_table(name: str) -> np.ndarray:
+    """256 x 3 uint8 table, linearly interpolated (in sRGB) between the control points."""
+    if not known_colormap(name):
+        raise ValueError(f"unknown colormap {name!r}; known: {sorted(COLORMAPS)} (add _r to reverse)")
+    points = np.array([[int(c[i:i + 2], 16) for i in (0, 2, 4)] for c in COLORMAPS[name.removesuffix("_r")]])
+    at = np.linspace(0, 1, len(points))
+    table = np.stack([np.interp(np.linspace(0, 1, 256), at, points[:, ch]) for ch in range(3)], axis=1)
+    table = np.round(table).astype(np.uint8)
+    return table[::-1].copy() if name.endswith("_r") else table
+
+
+def colorize(values: np.ndarray, cmap: str = "Spectral") -> np.ndarray:
+    """Map values in [-1, 1] (clipped) through a colormap -> uint8 (..., 3), same layout."""
+    index = np.round((np.clip(values, -1, 1) + 1) * 127.5).astype(np.intp)
+    return lookup_table(cmap)[index]
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The distribution a frame is ranked against: quantiles of each sign of value.
+
+    Row 0 of `quantiles` holds the negative (converged) values, row 1 the rest, each
+    ascending. `counts` says how many pixels stand behind each row; a count of 0 means
+    that class was absent, and its row (zeros) is ignored.
+    """
+
+    quantiles: np.ndarray  # (2, n_quantiles)
+    counts: np.ndarray  # (2,)
+
+    @classmethod
+    def from_scores(cls, values: np.ndarray, n_quantiles: int = 256) -> "Reference":
+        flat = np.ravel(values)
+        sides = (flat[flat < 0], flat[flat >= 0])
+        probs = np.linspace(0, 1, n_quantiles)
+        rows = [np.quantile(s, probs) if s.size else np.zeros(n_quantiles) for s in sides]
+        return cls(np.stack(rows), np.array([s.size for s in sides], dtype=float))
+
+
+def smooth_references(references: list[Reference], sigma_frames: float) -> list[Reference]:
+    """Gaussian-smooth references over frame index so a video's palette does not flicker.
+
+    Each side's quantiles are averaged over frames within 4 sigma, weighted by the
+    Gaussian in frame distance times that frame's pixel count on the side, so frames
+    where a class is absent or scarce do not drag the average. sigma_frames <= 0 returns
+    the references as they are.
+    """
+    if sigma_frames <= 0 or len(references) < 2:
+        return list(references)
+    quantiles = np.stack([r.quantiles for r in references])  # (T, 2, n)
+    counts = np.stack([r.counts for r in references])  # (T, 2)
+    radius = math.ceil(4 * sigma_frames)
+    smoothed = []
+    for i in range(len(references)):
+        near = np.arange(max(0, i - radius), min(len(references), i + radius + 1))
+        kernel = np.exp(-0.5 * ((near - i) / sigma_frames) ** 2)
+        weights = kernel[:, None] * counts[near]  # (frames, 2): each neighbour's pull, per side
+        total = weights.sum(axis=0)
+        mean = np.einsum("js,jsn->sn", weights, quantiles[near]) / np.where(total > 0, total, 1)[:, None]
+        smoothed.append(Reference(mean, total / kernel.sum()))  # count 0 exactly where a class is absent
+    return smoothed
+
+
+def normalize(values: np.ndarray, reference: Reference, gap: float = GAPS["loss"]) -> np.ndarray:
+    """Rank values against a reference: negatives -> [-1, -gap], the rest -> [gap, 1].
+
+    Monotone in the value, so the most negative maps to -1 and the largest to +1. Values
+    beyond the reference's range clip to the band ends (or, if the end is a tie, to that
+    tie's rank); a value tied with many in the reference (runs with equal scores) gets
+    the middle of their ranks; values of a class the reference lacks, the middle of
+    their band.
+    """
+    out = np.empty(np.shape(values))
+    negative = values < 0
+    bands = ((-1.0, -gap), (gap, 1.0))
+    for mask, q, count, (lo, hi) in zip((negative, ~negative), reference.quantiles, reference.counts, bands):
+        if count == 0:
+            out[mask] = (lo + hi) / 2
+            continue
+        # Tied quantiles (many runs with one score) share the middle of their ranks.
+        unique, first, repeats = np.unique(q, return_index=True, return_counts=True)
+        mid_rank = (first + (repeats - 1) / 2) / (q.size - 1)
+        out[mask] = np.interp(values[mask], unique, lo + (hi - lo) * mid_rank)
+    return out
+
+
+_TO_LINEAR = ((np.arange(256) / 255) ** 2.2).astype(np.float32)  # sRGB byte -> linear light
+
+
+def supersample_colors(rgb: np.ndarray, k: int) -> np.ndarray:
+    """Average k x k blocks of colours (in linear light, gamma 2.2) -> one pixel each.
+
+    Averaging colours rather than scores antialiases the boundary: a block that is half
+    converged, half diverged becomes a blend of blue and red, not some third colour.
+    """
+    h, w = rgb.shape[0] // k, rgb.shape[1] // k
+    if (h * k, w * k) != rgb.shape[:2]:
+        raise ValueError(f"image of {rgb.shape[1]}x{rgb.shape[0]} px is not a multiple of supersample={k}")
+    if k == 1:
+        return rgb
+    linear = _TO_LINEAR[rgb]
+    mean = sum(linear[i::k, j::k] for i in range(k) for j in range(k)) / k**2  # strided sums: fast
+    return np.round(mean ** (1 / 2.2) * 255).astype(np.uint8)
+
+
+@dataclass
+class ColorConfig:
+    """How frames are coloured (Hydra group `color`)."""
+
+    cmap: str = "Spectral"  # for the loss readout (training scores)
+    probe_cmap: str = "magma"  # for the probe_point readout
+    smoothing_frames: float = 8.0  # Gaussian sigma, in frames, of the reference smoothing
+    supersample: int = 1  # score images are k x k times the video size; colours averaged
+    n_quantiles: int = 256  # size of each side of a Reference
+
+    def validate(self) -> None:
+        for field in ("cmap", "probe_cmap"):
+            name = getattr(self, field)
+            if not known_colormap(name):
+                raise ValueError(f"color.{field}={name!r} is not a known colormap; "
+                                 f"choose from {sorted(COLORMAPS)} (add _r to reverse)")
+        if not (isinstance(self.supersample, int) and self.supersample >= 1):
+            raise ValueError(f"color.supersample={self.supersample!r} must be an integer >= 1")
+        if not self.smoothing_frames >= 0:
+            raise ValueError(f"color.smoothing_frames={self.smoothing_frames!r} must be >= 0 (0 = no smoothing)")
+        if not (isinstance(self.n_quantiles, int) and self.n_quantiles >= 2):
+            raise ValueError(f"color.n_quantiles={self.n_quantiles!r} must be an integer >= 2")
+
+    def colormap_for(self, readout: str) -> str:
+        if readout not in GAPS:
+            raise ValueError(f"readout={readout!r} is unknown; choose from {sorted(GAPS)}")
+        return self.probe_cmap if readout == "probe_point" else self.cmap
+
+
+def color_frame(values: np.ndarray, reference: Reference, config: ColorConfig,
+                readout: str = "loss") -> np.ndarray:
+    """One frame of readout values -> uint8 (H, W, 3) image in DISPLAY orientation.
+
+    `values` is in maths orientation (row 0 = lowest y) at supersample x the video size;
+    the result has its top row at the highest y. This is the only place the flip happens.
+    """
+    cmap = config.colormap_for(readout)
+    rgb = colorize(normalize(values, reference, GAPS[readout]), cmap)
+    return np.ascontiguousarray(supersample_colors(rgb, config.supersample)[::-1])

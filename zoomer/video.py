@@ -1,0 +1,232 @@
+"""Frames -> files: MP4 / GIF / WebP streamed to ffmpeg, PNG stills, a text overlay.
+
+Frames are piped as raw RGB into the ffmpeg binary that imageio-ffmpeg bundles, so no
+image folder ever lands on disk. We start that binary ourselves instead of going through
+imageio_ffmpeg.write_frames, because write_frames neither keeps ffmpeg's stderr nor checks
+its exit status, and a failed encode must say why.
+"""
+import math
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import imageio_ffmpeg
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+FORMATS = ("mp4", "gif", "webp")
+CODECS = {"h264": "libx264", "hevc": "libx265"}
+PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+WEBP_QUALITY = 80  # libwebp's 0..100 scale
+
+
+@dataclass
+class VideoConfig:
+    """What gets written and how (Hydra group `video`)."""
+
+    format: str = "mp4"  # mp4 | gif | webp
+    width: int = 1920
+    height: int = 1080
+    fps: float = 30.0
+    duration_s: float = 10.0
+    codec: str = "h264"  # mp4 only: h264 | hevc
+    crf: int = 18  # mp4 only: 0 = lossless .. 51 = worst; ~18 looks transparent
+    preset: str = "medium"  # mp4 only: encoder speed vs size
+    overlay: bool = False  # print zoom depth and view centre on each frame
+    caption: Optional[str] = None  # an extra overlay line
+
+    @property
+    def n_frames(self) -> int:
+        return round(self.duration_s * self.fps)
+
+    def validate(self) -> None:
+        def fail(field, allowed):
+            raise ValueError(f"video.{field}={getattr(self, field)!r} is not allowed; {allowed}")
+
+        if self.format not in FORMATS:
+            fail("format", f"choose from {list(FORMATS)}")
+        for field in ("width", "height"):
+            size = getattr(self, field)
+            if not (isinstance(size, int) and size >= 2):
+                fail(field, "it must be an integer >= 2")
+            if self.format == "mp4" and size % 2:
+                fail(field, "mp4 is encoded as yuv420p, which needs an even width and height")
+        if not self.fps > 0:
+            fail("fps", "it must be > 0")
+        if not self.duration_s > 0:
+            fail("duration_s", "it must be > 0")
+        if self.codec not in CODECS:
+            fail("codec", f"choose from {list(CODECS)}")
+        if not (isinstance(self.crf, int) and 0 <= self.crf <= 51):
+            fail("crf", "it must be an integer in 0..51 (lower = better)")
+        if self.preset not in PRESETS:
+            fail("preset", f"choose from {list(PRESETS)}")
+        if not (self.caption is None or isinstance(self.caption, str)):
+            fail("caption", "it must be text or null")
+
+
+def _encoder_args(config: VideoConfig) -> list[str]:
+    """ffmpeg output options for each format."""
+    if config.format == "mp4":
+        args = ["-c:v", CODECS[config.codec], "-preset", config.preset, "-crf", str(config.crf),
+                "-pix_fmt", "yuv420p", "-movflags", "+faststart"]  # faststart: index up front, streams on the web
+        if config.codec == "hevc":
+            args += ["-tag:v", "hvc1", "-x265-params", "log-level=error"]  # hvc1: Apple players need it
+        return args
+    if config.format == "gif":
+        # One palette for the whole clip (every frame uses the same colormap) and ordered
+        # dithering, whose fixed pattern does not crawl from frame to frame.
+        return ["-filter_complex", "split[a][b];[a]palettegen[p];[b][p]paletteuse=dither=bayer", "-loop", "0"]
+    return ["-c:v", "libwebp_anim", "-quality", str(WEBP_QUALITY), "-pix_fmt", "yuv420p", "-loop", "0"]
+
+
+def _check_frame(frame: np.ndarray, shape: Optional[tuple] = None) -> None:
+    if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3 or shape not in (None, frame.shape):
+        wanted = f"{shape} (height, width, RGB)" if shape else "(height, width, 3)"
+        raise ValueError(f"frame is {frame.dtype} {frame.shape}; expected uint8 {wanted}")
+
+
+class VideoWriter:
+    """Streams uint8 (height, width, 3) frames into one video file.
+
+        with VideoWriter("zoom.mp4", config) as writer:
+            for frame in frames:
+                writer.write(frame)
+    """
+
+    def __init__(self, path, config: VideoConfig):
+        config.validate()
+        self.path, self.config = Path(path), config
+        self.shape = (config.height, config.width, 3)
+        self._stderr = tempfile.TemporaryFile()
+        command = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error",
+                   "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{config.width}x{config.height}",
+                   "-r", str(config.fps), "-i", "-", "-an", *_encoder_args(config), "-f", config.format, str(path)]
+        self._ffmpeg = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._stderr)
+
+    def write(self, frame: np.ndarray) -> None:
+        _check_frame(frame, self.shape)
+        try:
+            self._ffmpeg.stdin.write(frame.tobytes())
+        except BrokenPipeError:
+            raise self._failure() from None
+
+    def close(self) -> None:
+        """Finish the file; raises RuntimeError with ffmpeg's own words if encoding failed."""
+        if self._ffmpeg.stdin.closed:
+            return
+        try:
+            self._ffmpeg.stdin.close()
+        except BrokenPipeError:
+            pass  # ffmpeg already died; its exit status tells
+        if self._ffmpeg.wait() != 0:
+            raise self._failure()
+        self._stderr.close()
+
+    def _failure(self) -> RuntimeError:
+        status = self._ffmpeg.wait()
+        self._stderr.seek(0)
+        tail = self._stderr.read().decode(errors="replace").strip()[-2000:]
+        return RuntimeError(f"ffmpeg failed (exit status {status}) writing {self.path}:\n{tail}")
+
+    def __enter__(self) -> "VideoWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        if exc_type is None:
+            self.close()
+        else:  # don't leave ffmpeg waiting on a pipe nobody will write to
+            self._ffmpeg.kill()
+            self._ffmpeg.wait()
+
+
+def save_png(path, frame: np.ndarray) -> None:
+    _check_frame(frame)
+    Image.fromarray(frame).save(path, format="PNG")
+
+
+def overlay_lines(magnification: float, centre: tuple[float, float], caption: Optional[str] = None,
+                  axis_names: tuple[str, str] = ("x", "y")) -> list[str]:
+    """The overlay's text: zoom depth, the view's centre in axis units, an optional caption.
+
+    The centre gets enough significant digits to still differ between neighbouring views
+    at this depth (about log10(magnification) + 4). Plain ASCII: Pillow's built-in font
+    has no multiplication sign.
+    """
+    digits = 4 + max(0, math.ceil(math.log10(magnification)))
+    mantissa, exponent = f"{magnification:.1e}".split("e")
+    depth = f"{magnification:.3g}" if magnification < 1e3 else f"{mantissa}e{int(exponent)}"
+    lines = [f"zoom {depth}"] + [f"{name} = {value:.{digits}g}" for name, value in zip(axis_names, centre)]
+    return lines + ([caption] if caption else [])
+
+
+def draw_overlay(frame: np.ndarray, lines: list[str], opacity: float = 0.55) -> np.ndarray:
+    """Print lines in the bottom-left corner over a semi-transparent dark box.
+
+    The font scales with the frame's shorter side (and shrinks to fit its width), so the
+    text reads alike on a 256 px preview and a 1080p video.
+    """
+    _check_frame(frame)
+    if not lines:
+        return frame
+    height, width = frame.shape[:2]
+    size = max(10, round(0.04 * min(height, width)))
+    text_width = max(1.0, *(ImageFont.load_default(size=size).getlength(line) for line in lines))
+    size = max(6, min(size, math.floor(size * 0.9 * width / text_width)))  # fit the frame's width
+    font = ImageFont.load_default(size=size)
+    pad, line_height = max(2, size // 3), round(size * 1.25)
+    box_width = max(font.getlength(line) for line in lines) + 2 * pad
+    top = height - pad - (line_height * len(lines) + 2 * pad)
+    layer = Image.new("RGBA", (width, height))
+    draw = ImageDraw.Draw(layer)
+    draw.rectangle([pad, top, pad + box_width, height - pad], fill=(0, 0, 0, round(255 * opacity)))
+    for i, line in enumerate(lines):
+        draw.text((2 * pad, top + pad + i * line_height), line, font=font, fill=(255, 255, 255, 255))
+    return np.asarray(Image.alpha_composite(Image.fromarray(frame).convert("RGBA"), layer).convert("RGB"))
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    n_frames: int
+    width: int
+    height: int
+    codec: str  # e.g. "h264", "hevc", "gif", "webp_anim"
+    pix_fmt: str  # e.g. "yuv420p"
+
+
+def probe(path) -> VideoInfo:
+    """What a video file really holds, by decoding all of it with the bundled ffmpeg.
+
+    Codec and pixel format come from the stream header ffmpeg prints for its input (as
+    parsed by imageio_ffmpeg.read_frames); the frame count from decoding every frame.
+    """
+    frames = imageio_ffmpeg.read_frames(str(path))
+    header = next(frames)
+    n_frames = sum(1 for _ in frames)
+    width, height = header["size"]
+    return VideoInfo(n_frames, width, height, header["codec"].rstrip(","), header["pix_fmt"].split("(")[0])
+
+
+def mp4_boxes(path) -> list[str]:
+    """Names of an MP4 file's top-level boxes, in file order (e.g. ftyp, moov, mdat)."""
+    names = []
+    with open(path, "rb") as f:
+        while len(header := f.read(8)) == 8:
+            size, name = int.from_bytes(header[:4], "big"), header[4:].decode("latin-1")
+            names.append(name)
+            if size == 0:  # the box runs to the end of the file
+                break
+            if size == 1:  # a 64-bit size follows the name
+                size = int.from_bytes(f.read(8), "big") - 8
+            f.seek(size - 8, 1)
+    return names
+
+
+def moov_before_mdat(path) -> bool:
+    """Whether the index (moov) precedes the media data: players can start before the end arrives."""
+    names = mp4_boxes(path)
+    if "moov" not in names or "mdat" not in names:
+        raise ValueError(f"{path} is not a complete MP4: top-level boxes {names}")
+    return names.index("moov") < names.index("mdat")
