@@ -17,9 +17,10 @@ CONF = Path(zoomer.cli.__file__).parent / "conf"
 GROUPS = {g: sorted(p.stem for p in (CONF / g).glob("*.yaml")) for g in ("experiment", "zoom", "color", "video")}
 
 # Small enough for a 2-core CI machine: a few frames of a few pixels, few steps.
+# A manual target on the tanh boundary skips the search (tested on its own in test_target.py).
 TINY = [
-    "video.width=32", "video.height=18", "video.fps=4", "video.duration_s=1.5",
-    "experiment.steps=20", "zoom.depth=1.0", "zoom.search_resolution=12", "engine.precision=float32",
+    "video.width=32", "video.height=18", "video.fps=4", "video.duration_s=1.5", "experiment.steps=20",
+    "zoom=manual", "zoom.target=[5.0,1.86]", "zoom.depth=1.0", "engine.precision=float32",
 ]
 
 
@@ -69,7 +70,7 @@ def test_bad_override_fails_fast_naming_the_key(tmp_path, override, key):
 
 
 def test_too_deep_a_zoom_is_refused_before_compute(tmp_path):
-    proc = run_app(tmp_path, *TINY, "zoom=manual", "zoom.depth=18", check=False)
+    proc = run_app(tmp_path, *TINY, "zoom.depth=18", check=False)
     assert proc.returncode == 2 and "too deep for float64" in proc.stderr
 
 
@@ -104,9 +105,16 @@ def test_gif_preset_loops(tmp_path):
 
 
 def test_manual_target_and_final_width(tmp_path):
-    run_app(tmp_path, *TINY, "zoom=manual", "zoom.target=[1.5,1.0]", "zoom.final_width=0.08")
+    run_app(tmp_path, *TINY, "zoom.target=[1.5,1.0]", "zoom.final_width=0.08")
     meta = json.loads((tmp_path / "metadata.json").read_text())
     assert meta["target"]["point"] == [1.5, 1.0]
     last = meta["frame_windows"][-1]
     assert last["x"][1] - last["x"][0] == pytest.approx(0.08)
     assert np.mean(last["x"]) == pytest.approx(1.5)
+
+
+def test_automatic_target_search_end_to_end(tmp_path):
+    run_app(tmp_path, *TINY, "zoom=auto", "zoom.depth=1.0", "zoom.search_resolution=12", "zoom.seed=1")
+    meta = json.loads((tmp_path / "metadata.json").read_text())
+    assert meta["config"]["zoom"]["target"] is None and len(meta["target"]["point"]) == 2
+    assert json.loads((tmp_path / "frames" / "target.json").read_text())["point"] == meta["target"]["point"]

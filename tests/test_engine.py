@@ -144,3 +144,24 @@ def test_chunks_are_sized_from_free_memory(monkeypatch):
     monkeypatch.setattr(engine, "CPU_WORKING_SET", float("inf"))
     assert engine.chunk_size(exp, 10_000, torch.device("cpu"), torch.float64) == 32
     assert engine.chunk_size(exp, 5, torch.device("cpu"), torch.float64) == 8
+
+
+def test_out_of_gpu_memory_halves_the_chunk_and_retries(monkeypatch, caplog):
+    real = engine.train_chunk
+    sizes = []
+
+    def flaky(exp, prob, lrs, *args):
+        sizes.append(lrs.shape[0])
+        if lrs.shape[0] > 4:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(exp, prob, lrs, *args)
+
+    monkeypatch.setattr(engine, "train_chunk", flaky)
+    monkeypatch.setattr(engine, "chunk_size", lambda *a: 16)
+    exp = zoomer.Experiment(steps=20)
+    win = zoomer.Window.from_bounds((-1.0, 5.0), (-1.0, 2.5))
+    with caplog.at_level("WARNING"):
+        s = zoomer.landscape(exp, win, (4, 5))
+    monkeypatch.setattr(engine, "train_chunk", real)
+    assert np.array_equal(s, zoomer.landscape(exp, win, (4, 5)))
+    assert sizes[:3] == [16, 8, 4] and "halved" in caplog.text

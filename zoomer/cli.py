@@ -10,7 +10,7 @@ from hydra.core.hydra_config import HydraConfig
 
 from .color import ColorConfig
 from .config import ExperimentConfig
-from .render import EngineConfig, RenderConfig, ZoomConfig, render
+from .render import EngineConfig, Interrupted, RenderConfig, ZoomConfig, render
 from .store import StoreMismatch
 from .video import VideoConfig
 
@@ -36,6 +36,9 @@ def run_reporting_errors(task, cfg):
     """Run task(cfg, run_dir); a bad setting ends with one clear line, not a traceback."""
     try:
         return task(cfg, Path(HydraConfig.get().runtime.output_dir))
+    except Interrupted as e:
+        log.warning("%s", e)
+        sys.exit(130)
     except (ValueError, RuntimeError, MemoryError, StoreMismatch) as e:
         log.error("%s", e)
         print(f"zoomer: error: {e}", file=sys.stderr)

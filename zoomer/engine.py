@@ -7,6 +7,7 @@ chunk is a matmul of the shared X against every run's weights.
 """
 from __future__ import annotations
 
+import logging
 import math
 import os
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from . import kernels
 from .experiment import Experiment, Problem
 from .score import CAP, ScoreAccumulator
 from .window import Window, check_size
+
+log = logging.getLogger(__name__)
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 # Share of the free device memory one chunk may use; the rest is headroom for the
@@ -221,15 +224,34 @@ def train_grid(
     n = x.size
     size = chunk_size(exp, n, device, dtype)
     out = np.empty(n, dtype=np.float64)
-    for start in range(0, n, size):
+    start = 0
+    while start < n:
         sl = slice(start, min(start + size, n))
-        scores = train_chunk(
-            exp, prob, lrs[sl].to(device, dtype), offsets[sl].to(device, dtype), compact, backend
-        )
+        try:
+            scores = train_chunk(
+                exp, prob, lrs[sl].to(device, dtype), offsets[sl].to(device, dtype), compact, backend
+            )
+        except torch.cuda.OutOfMemoryError:
+            if size == 1:
+                raise
+            size //= 2
+            _warn_once(f"out of GPU memory: chunks halved to {size} runs and retried")
+            torch.cuda.empty_cache()
+            continue
         out[sl] = scores.to("cpu", torch.float64).numpy()
         if progress is not None:
             progress(sl.stop - sl.start)
+        start = sl.stop
     return out
+
+
+_warned: set = set()
+
+
+def _warn_once(message: str) -> None:
+    if message.split(":")[0] not in _warned:
+        _warned.add(message.split(":")[0])
+        log.warning(message)
 
 
 def landscape(

@@ -303,11 +303,15 @@ def render(cfg, run_dir: Path) -> dict:
     """Run the whole pipeline for a composed config; returns the metadata it wrote."""
     t0 = time.perf_counter()
     exp = Experiment.from_config(cfg.experiment)
-    zoom, eng, rnd = (_as(cls, cfg[name]) for cls, name in ((ZoomConfig, "zoom"), (EngineConfig, "engine"), (RenderConfig, "render")))
+    zoom, eng, rnd = (_as(cls, cfg[name]) for cls, name in
+                      ((ZoomConfig, "zoom"), (EngineConfig, "engine"), (RenderConfig, "render")))
     video, color = _as(VideoConfig, cfg.video), _as(ColorConfig, cfg.color)
     validate(zoom, eng, rnd, video, color)
     device, dtype = engine.resolve_device(eng.device), engine.resolve_dtype(eng.precision)
     start = start_window(cfg.experiment.window, video)
+    if rnd.mode != "compute":
+        ffmpeg_exe()  # a missing encoder is known now, not after hours of compute
+    check_writable(run_dir)
     store = FrameStore(Path(rnd.store_dir) if rnd.store_dir else run_dir / "frames",
                        fingerprint(cfg, exp, start))
     timings = {}
@@ -315,28 +319,77 @@ def render(cfg, run_dir: Path) -> dict:
     timings["target_s"] = time.perf_counter() - t0
     counts = {"computed": 0, "reused": 0}
     if rnd.mode != "assemble":
+        check_disk_space(store, plan)
         t = time.perf_counter()
-        counts = compute_frames(exp, plan, store, rnd, device, dtype, eng.backend)
+        try:
+            counts = compute_frames(exp, plan, store, rnd, device, dtype, eng.backend)
+        except KeyboardInterrupt:
+            done = len(plan.windows) - len(missing_frames(plan, store))
+            raise Interrupted(
+                f"interrupted: {done} of {len(plan.windows)} frames are safe in {store.root}; "
+                "run the same command again (same output directory) to resume"
+            ) from None
         timings["frames_s"] = time.perf_counter() - t
     missing = missing_frames(plan, store)
     outputs = {}
-    if rnd.mode != "compute":
-        if missing:
-            raise RuntimeError(
-                f"cannot assemble: {len(missing)} of {len(plan.windows)} frames are missing from "
-                f"{store.root} (indices {_ranges(missing)}); run the shards that compute them"
-            )
+    if rnd.mode == "assemble" and missing:
+        raise RuntimeError(
+            f"cannot assemble: {len(missing)} of {len(plan.windows)} frames are missing from "
+            f"{store.root} (indices {_ranges(missing)}); run the shards that compute them"
+        )
+    if rnd.mode != "compute" and not missing:
         t = time.perf_counter()
         video_path, poster = run_dir / f"zoom.{video.format}", run_dir / "poster.png"
         log.info("encoding %d frames to %s", video.n_frames, video_path)
         encode(exp, plan, store, video, color, video_path, poster)
         timings["encode_s"] = time.perf_counter() - t
         outputs = {"video": str(video_path), "poster": str(poster)}
+    elif missing:
+        log.info("%d frames (%s) are left to other shards; then run with render.mode=assemble",
+                 len(missing), _ranges(missing))
     timings["total_s"] = time.perf_counter() - t0
     meta = metadata(cfg, plan, device, dtype, timings, counts, missing, outputs, store)
     write_atomic(run_dir / "metadata.json", lambda f: f.write(json.dumps(meta, indent=1).encode()))
     log.info("done in %.1f s: %s", timings["total_s"], outputs.get("video", f"{len(missing)} frames still missing"))
     return meta
+
+
+class Interrupted(RuntimeError):
+    """Ctrl-C during compute: every finished frame is already in the store."""
+
+
+def ffmpeg_exe() -> str:
+    """The bundled ffmpeg's path, or a clear error if it cannot be found."""
+    import imageio_ffmpeg
+
+    try:
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except RuntimeError as e:
+        raise RuntimeError(f"ffmpeg is not available ({e}); reinstall imageio-ffmpeg or set IMAGEIO_FFMPEG_EXE") from None
+
+
+def check_writable(run_dir: Path) -> None:
+    """Fail before compute if the output directory cannot be written."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".zoomer-write-test"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as e:
+        raise RuntimeError(f"cannot write to the output directory {run_dir}: {e}") from None
+
+
+def check_disk_space(store: FrameStore, plan: Plan) -> None:
+    """Fail before compute if the frames left to compute cannot fit on the store's disk."""
+    import shutil
+
+    need = len(missing_frames(plan, store)) * plan.size[0] * plan.size[1] * 8 * 1.05
+    free = shutil.disk_usage(store.root).free
+    if need > free:
+        raise RuntimeError(
+            f"the frame store {store.root} needs about {need / 2**30:.2f} GiB but its disk has "
+            f"{free / 2**30:.2f} GiB free; free space or set render.store_dir elsewhere"
+        )
 
 
 def _as(cls, node):

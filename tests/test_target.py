@@ -1,0 +1,56 @@
+"""Automatic zoom targets stay on the boundary at every level; the zoom path is right."""
+import math
+
+import numpy as np
+import pytest
+
+import zoomer
+from zoomer.target import edge_mask, find_target
+from zoomer.window import zoom_path
+
+CONDITIONS = {
+    "tanh": (dict(), ((-2.0, 6.0), (-3.0, 5.0))),
+    "relu": (dict(nonlinearity="relu"), ((-3.0, 5.0), (-3.0, 5.0))),
+    "paraminit": (dict(phase_space="paraminit_vs_lr"), ((-3.0, 3.0), (-3.0, 3.0))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONDITIONS))
+def test_auto_target_keeps_both_classes_near_the_centre_at_every_level(name):
+    kw, (xb, yb) = CONDITIONS[name]
+    exp = zoomer.Experiment(steps=30, **kw)
+    start = zoomer.Window.from_bounds(xb, yb)
+    points = set()
+    for seed in (0, 1, 2):
+        target = find_target(exp, start, depth=2.0, seed=seed, resolution=16, dtype="float32")
+        points.add(target.point)
+        for window in target.levels:
+            s = zoomer.landscape(exp, window, (21, 21), dtype="float32")
+            centre = s[8:13, 8:13]  # the central fifth
+            assert (centre < 0).any() and (centre > 0).any(), (name, seed, window)
+    assert len(points) >= 2, "different seeds should give different targets"
+
+
+def test_zoom_path_is_constant_speed_in_log_scale_and_keeps_the_aspect():
+    start = zoomer.Window.from_bounds((0.0, 16.0), (0.0, 9.0))
+    frames = zoom_path(start, (3.0, 4.0), depth=4.0, n_frames=41)
+    mags = np.log10([start.width / w.width for w in frames])
+    assert np.allclose(np.diff(mags), 0.1) and mags[-1] == pytest.approx(4.0)
+    assert all(w.center == (3.0, 4.0) and w.width / w.height == pytest.approx(16 / 9) for w in frames)
+    eased = zoom_path(start, (3.0, 4.0), depth=4.0, n_frames=41, ease=0.2)
+    steps = np.diff(np.log10([start.width / w.width for w in eased]))
+    assert steps[0] < steps[20] / 4 and steps[-1] < steps[20] / 4 and np.all(steps > 0)
+
+
+def test_edge_mask_marks_mixed_neighbourhoods():
+    s = np.array([[-1.0, -1.0, 1.0], [-1.0, -1.0, 1.0]])
+    assert edge_mask(s).tolist() == [[False, True]]
+
+
+def test_the_app_refuses_a_depth_float64_cannot_resolve():
+    start = zoomer.Window.from_bounds((-2.0, 6.0), (-3.0, 5.0))
+    from zoomer.window import max_depth
+
+    d = max_depth(start, (180, 320), (2.0, 1.0))
+    assert 11 < d < 15  # ~ log10(8 / (320 * 8 ulp(2.0)))
+    assert math.isfinite(d)
