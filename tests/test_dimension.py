@@ -1,11 +1,24 @@
 """Box counting against sets of known dimension, and the zoomer-dimension app end to end."""
+import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+from hydra import compose, initialize_config_dir
+from hydra.errors import MissingConfigException
+from omegaconf import OmegaConf
 from PIL import Image, ImageDraw
 
+import zoomer
+from zoomer import dimension_table
 from zoomer.dimension import box_counts, box_dimension, boundary_dimension, edges, fit_range, median_dimension
+from zoomer.dimension_cli import measure
+
+CONF = str(Path(zoomer.__file__).parent / "conf")
+CONDITIONS = ("tanh", "relu", "identity", "minibatch", "single_datapoint", "paraminit")
 
 
 # ---- sets of known dimension --------------------------------------------------------
@@ -102,3 +115,50 @@ def test_spread_and_failures():
     with pytest.raises(ValueError, match="empty"):
         box_dimension(np.zeros((64, 64), dtype=bool))
     assert median_dimension([line, box_dimension(np.ones((64, 64), bool)), line]) == pytest.approx(1)
+
+
+# ---- the app ------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def compose_dimension():
+    """compose(overrides) -> DimensionConfig, with a boundary target available."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    import boundary_target
+
+    boundary_target.install()
+    with initialize_config_dir(config_dir=CONF, version_base=None):
+        yield lambda *overrides: OmegaConf.to_object(compose("dimension", overrides=list(overrides)))
+
+
+@pytest.mark.parametrize("override, setting", [
+    ("levels=0", "levels"), ("zoom_factor=1", "zoom_factor"), ("size=16", "size"),
+    ("precision=float16", "precision"), ("target=[1]", "target"), ("experiment.steps=5", "steps"),
+])
+def test_bad_settings_fail_before_compute_naming_the_setting(compose_dimension, override, setting, tmp_path,
+                                                             monkeypatch):
+    monkeypatch.setattr(zoomer.engine, "train_grid", lambda *a, **k: pytest.fail("trained"))
+    with pytest.raises(ValueError, match=setting):
+        measure(compose_dimension(override), tmp_path)
+
+
+def test_unknown_experiment_is_refused_by_hydra(compose_dimension):
+    with pytest.raises(MissingConfigException, match="experiment"):
+        compose_dimension("experiment=sigmoid")
+
+
+def test_console_entry_writes_into_the_run_dir(tmp_path):
+    run = [sys.executable, "-m", "zoomer.dimension_cli", "experiment=identity", "target=null",
+           "size=32", "levels=1", "steps=20", "precision=float32", f"hydra.run.dir={tmp_path}"]
+    done = subprocess.run(run, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "dimension.json").read_text())["levels"][0]["magnification"] == 1
+
+
+def test_table_collects_a_multirun(tmp_path):
+    for i, (name, d) in enumerate([("relu", 1.4), ("tanh", 1.3)]):
+        (tmp_path / str(i)).mkdir()
+        result = {"experiment": name, "median_dimension": d, "experiment_settings": {"steps": 20},
+                  "levels": [{"dimension": d}, {"dimension": None}],
+                  "config": {"size": 32, "zoom_factor": 10.0, "precision": "float32"}}
+        (tmp_path / str(i) / "dimension.json").write_text(json.dumps(result))
+    rows = dimension_table.table(tmp_path).splitlines()
+    assert rows[2].startswith("| tanh | 1.300 | 1.30, - |") and rows[3].startswith("| relu |")
