@@ -43,8 +43,8 @@ class StudyConfig:
 
     `target` is where the zoom centres: "auto" (a boundary point that zoomer.target finds
     and follows to the zoom's depth), [x, y] in axis units, or null (the centre of the
-    experiment's window). `seed` seeds that target search; the experiment's own seed
-    (experiment.seed) draws its data and initial weights.
+    experiment's window). `seed` and `search_resolution` steer that search; the
+    experiment's own seed (experiment.seed) draws its data and initial weights.
     """
 
     experiment: ExperimentConfig = MISSING  # type: ignore[valid-type]
@@ -52,6 +52,7 @@ class StudyConfig:
     size: int = 256  # pixels across
     steps: Optional[int] = None  # overrides experiment.steps
     seed: int = 0
+    search_resolution: int = 32  # pixels per side of each target-search level
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: str = "float64"  # float64 | float32
 
@@ -69,8 +70,18 @@ class StudyConfig:
             raise ValueError(f"device={self.device!r} must be auto, cpu, cuda or cuda:N") from None
         if not (self.target in ("auto", None) or _is_point(self.target)):
             raise ValueError(f"target={self.target!r} must be auto, null or [x, y] in axis units")
+        if self.target == "auto" and not self.depth > 0:
+            raise ValueError("target=auto follows the boundary down a zoom, but this view does not zoom "
+                             "(levels=1 or magnification=1); use target=null or target=[x,y]")
+        if not (isinstance(self.search_resolution, int) and self.search_resolution >= 8):
+            raise ValueError(f"search_resolution={self.search_resolution!r} must be an integer >= 8")
         self.make_experiment()  # validates every experiment field
         self.start_window()
+
+    @property
+    def depth(self) -> float:
+        """Decades of magnification the app zooms through below the experiment's window."""
+        raise NotImplementedError
 
     def make_experiment(self) -> Experiment:
         node = {k: v for k, v in asdict(self.experiment).items() if k not in ("name", "window")}
@@ -102,11 +113,16 @@ class DimensionConfig(StudyConfig):
     min_size: ClassVar[int] = MIN_SIDE + 1
 
     def validate(self) -> None:
-        super().validate()
         if not (isinstance(self.levels, int) and self.levels >= 1):
             raise ValueError(f"levels={self.levels!r} must be an integer >= 1")
         if not self.zoom_factor > 1:
             raise ValueError(f"zoom_factor={self.zoom_factor!r} must be > 1 (magnification per level)")
+        super().validate()
+
+    @property
+    def depth(self) -> float:
+        """Decades of magnification from the first level to the last."""
+        return (self.levels - 1) * math.log10(self.zoom_factor)
 
 
 @dataclass
@@ -126,14 +142,18 @@ class StillConfig(StudyConfig):
     title: Optional[str] = None  # the figure's title; null: experiment and view
 
     def validate(self) -> None:
-        super().validate()
         if not self.magnification >= 1:
             raise ValueError(f"magnification={self.magnification!r} must be >= 1")
         if not self.aspect > 0:
             raise ValueError(f"aspect={self.aspect!r} must be > 0 (width / height)")
+        super().validate()
         if round(self.size / self.aspect) < 8:
             raise ValueError(f"size / aspect = {self.size / self.aspect:.3g} must be >= 8 pixels (the height)")
         self.color.validate()
+
+    @property
+    def depth(self) -> float:
+        return math.log10(self.magnification)
 
     @property
     def shape(self) -> tuple[int, int]:

@@ -12,14 +12,13 @@ results into one table with `python -m zoomer.dimension_table multirun/...`.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from pathlib import Path
 
 import hydra
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from .cli import run_reporting_errors
 from .color import ColorConfig, Reference, color_frame
 from .config import DimensionConfig, register_configs
 from .dimension import boundary_dimension, edges, median_dimension
@@ -39,7 +38,7 @@ def measure(cfg: DimensionConfig, out: Path, config: dict | None = None) -> dict
     study = Study.of(cfg)
     exp, size = study.experiment, (cfg.size, cfg.size)
     started = time.perf_counter()
-    center = study.center(cfg.target, (cfg.levels - 1) * math.log10(cfg.zoom_factor), cfg.seed)
+    center = study.center(cfg, study.start)
     windows = [study.start.zoom(cfg.zoom_factor**k, center) for k in range(cfg.levels)]
     for window in windows:  # refuse a zoom too deep for float64 before training anything
         window.check_resolution(size)
@@ -88,12 +87,15 @@ def measure(cfg: DimensionConfig, out: Path, config: dict | None = None) -> dict
 register_configs()
 
 
-@hydra.main(version_base=None, config_path="conf", config_name="dimension")
-def main(cfg: DictConfig) -> float:
-    result = measure(OmegaConf.to_object(cfg), Path(HydraConfig.get().runtime.output_dir),
-                     OmegaConf.to_container(cfg, resolve=True))
+def _run(cfg: DictConfig, out: Path) -> float:
+    result = measure(OmegaConf.to_object(cfg), out, OmegaConf.to_container(cfg, resolve=True))
     log.info("%s: median dimension %.3f", result["experiment"], result["median_dimension"])
     return result["median_dimension"]
+
+
+@hydra.main(version_base=None, config_path="conf", config_name="dimension")
+def main(cfg: DictConfig) -> float:
+    return run_reporting_errors(_run, cfg)
 
 
 if __name__ == "__main__":

@@ -11,14 +11,13 @@ resolved config, the window, timings, device and versions).
 from __future__ import annotations
 
 import logging
-import math
 import time
 from pathlib import Path
 
 import hydra
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from .cli import run_reporting_errors
 from .color import Reference, color_frame
 from .config import StillConfig, register_configs
 from .engine import landscape
@@ -38,7 +37,7 @@ def render_still(cfg: StillConfig, out: Path, config: dict | None = None) -> dic
     exp, (height, width), k = study.experiment, cfg.shape, cfg.color.supersample
     started = time.perf_counter()
     start = study.start.with_aspect(width / height)
-    center = study.center(cfg.target, math.log10(cfg.magnification), cfg.seed)
+    center = study.center(cfg, start)
     window = start.zoom(cfg.magnification, center)
     window.check_resolution((height * k, width * k))
     timings = {"target_s": time.perf_counter() - started}
@@ -77,11 +76,14 @@ def render_still(cfg: StillConfig, out: Path, config: dict | None = None) -> dic
 register_configs()
 
 
-@hydra.main(version_base=None, config_path="conf", config_name="still")
-def main(cfg: DictConfig) -> None:
-    out = Path(HydraConfig.get().runtime.output_dir)
+def _run(cfg: DictConfig, out: Path) -> None:
     metadata = render_still(OmegaConf.to_object(cfg), out, OmegaConf.to_container(cfg, resolve=True))
     log.info("wrote %s to %s in %.1f s", ", ".join(metadata["files"]), out, metadata["timings"]["total_s"])
+
+
+@hydra.main(version_base=None, config_path="conf", config_name="still")
+def main(cfg: DictConfig) -> None:
+    run_reporting_errors(_run, cfg)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import torch
 from .config import StudyConfig
 from .engine import resolve_device, resolve_dtype
 from .experiment import Experiment
+from .target import find_target
 from .window import Window
 
 
@@ -33,18 +34,17 @@ class Study:
         return cls(cfg.make_experiment(), cfg.start_window(), resolve_device(cfg.device),
                    resolve_dtype(cfg.precision))
 
-    def center(self, target, depth: float, seed: int) -> tuple[float, float]:
-        """Where to zoom: target "auto" asks zoomer.target for a boundary point that stays
-        on the boundary down to `depth` decades of magnification; a point is taken as is;
-        None is the start window's centre."""
-        if target is None:
-            return self.start.center
-        if target == "auto":
-            from .target import find_target
-
-            found = find_target(self.experiment, self.start, depth, seed=seed, device=self.device, dtype=self.dtype)
-            return tuple(float(c) for c in found.point)
-        return float(target[0]), float(target[1])
+    def center(self, cfg: StudyConfig, start: Window) -> tuple[float, float]:
+        """Where to zoom: target "auto" asks zoomer.target for a point that stays on the
+        boundary from `start` down to the config's depth; a point is taken as is; None is
+        the start window's centre."""
+        if cfg.target is None:
+            return start.center
+        if cfg.target == "auto":
+            found = find_target(self.experiment, start, cfg.depth, seed=cfg.seed, resolution=cfg.search_resolution,
+                                device=self.device, dtype=self.dtype)
+            return found.point
+        return float(cfg.target[0]), float(cfg.target[1])
 
     def provenance(self) -> dict:
         """Versions and the device: enough to tell whether two results can be compared."""
