@@ -12,7 +12,7 @@ overcounts against N(2); boxes of 1 pixel are left out (MIN_BOX). The largest bo
 the finite image: with few boxes across it, nearly every box holds some edge and N(s)
 tends to the number of boxes, (L/s)^2, which pulls the slope towards 2 however thin the
 set; boxes with fewer than MIN_BOXES_ACROSS of them across the shorter side are left out.
-What is left, 2 .. L/8 pixels, is three octaves at L = 64 and five at L = 256.
+What is left, 2 .. L/8 pixels, is three box sizes at L = 64 and five at L = 256.
 
 The spread of an estimate is the standard error of the fitted slope; the local slopes
 between neighbouring box sizes say whether N(s) is a power law at all (scatter around
@@ -51,7 +51,8 @@ def box_counts(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if occupied.ndim != 2 or min(occupied.shape) < 1:
         raise ValueError(f"box counting needs a 2-D image, got shape {occupied.shape}")
     sizes, counts, size = [], [], 1
-    while size <= min(mask.shape):
+    side = min(occupied.shape)
+    while size <= side:
         sizes.append(size)
         counts.append(int(occupied.sum()))
         h, w = occupied.shape
