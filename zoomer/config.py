@@ -3,9 +3,15 @@
 The experiment schema is derived from the Experiment dataclass itself, so a field added
 there is configurable at once and the two can never disagree.
 """
-from dataclasses import MISSING, dataclass, field, fields, make_dataclass
-from typing import List
+import math
+from dataclasses import MISSING, asdict, dataclass, field, fields, make_dataclass
+from typing import Any, ClassVar, List, Optional
 
+import torch
+
+from .color import ColorConfig
+from .dimension import MIN_SIDE
+from .engine import DTYPES
 from .experiment import Experiment
 from .window import Window
 
@@ -29,3 +35,136 @@ ExperimentConfig = make_dataclass(
     + [("window", WindowConfig, field(default_factory=WindowConfig))],
 )
 ExperimentConfig.__doc__ = "An Experiment's fields, its name and its default start window."
+
+
+@dataclass
+class StudyConfig:
+    """What zoomer-dimension and zoomer-still share: which experiment, where, how to compute.
+
+    `target` is where the zoom centres: "auto" (a boundary point that zoomer.target finds
+    and follows to the zoom's depth), [x, y] in axis units, or null (the centre of the
+    experiment's window). `seed` and `search_resolution` steer that search; the
+    experiment's own seed (experiment.seed) draws its data and initial weights.
+    """
+
+    experiment: ExperimentConfig = MISSING  # type: ignore[valid-type]
+    target: Any = "auto"
+    size: int = 256  # pixels across
+    steps: Optional[int] = None  # overrides experiment.steps
+    seed: int = 0
+    search_resolution: int = 32  # pixels per side of each target-search level
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: str = "float64"  # float64 | float32
+
+    min_size: ClassVar[int] = 8  # pixels across, at the least
+
+    def validate(self) -> None:
+        """Raise ValueError naming the setting; runs before any compute."""
+        if not (isinstance(self.size, int) and self.size >= self.min_size):
+            raise ValueError(f"size={self.size!r} must be an integer >= {self.min_size} (pixels)")
+        if self.precision not in DTYPES:
+            raise ValueError(f"precision={self.precision!r} must be one of {list(DTYPES)}")
+        try:
+            torch.device("cpu" if self.device == "auto" else self.device)
+        except RuntimeError:
+            raise ValueError(f"device={self.device!r} must be auto, cpu, cuda or cuda:N") from None
+        if not (self.target in ("auto", None) or _is_point(self.target)):
+            raise ValueError(f"target={self.target!r} must be auto, null or [x, y] in axis units")
+        if self.target == "auto" and not self.depth > 0:
+            raise ValueError("target=auto follows the boundary down a zoom, but this view does not zoom "
+                             "(levels=1 or magnification=1); use target=null or target=[x,y]")
+        if not (isinstance(self.search_resolution, int) and self.search_resolution >= 8):
+            raise ValueError(f"search_resolution={self.search_resolution!r} must be an integer >= 8")
+        self.make_experiment()  # validates every experiment field
+        self.start_window()
+
+    @property
+    def depth(self) -> float:
+        """Decades of magnification the app zooms through below the experiment's window."""
+        raise NotImplementedError
+
+    def make_experiment(self) -> Experiment:
+        node = {k: v for k, v in asdict(self.experiment).items() if k not in ("name", "window")}
+        if self.steps is not None:
+            node["steps"] = self.steps
+        return Experiment(**node)
+
+    def start_window(self) -> Window:
+        return WindowConfig.to_window(self.experiment.window)
+
+
+def _is_point(value) -> bool:
+    return (isinstance(value, (list, tuple)) and len(value) == 2
+            and all(isinstance(v, (int, float)) and math.isfinite(v) for v in value))
+
+
+@dataclass
+class DimensionConfig(StudyConfig):
+    """zoomer-dimension: box-counting dimension of the boundary over a zoom sequence.
+
+    Level k is the experiment's window magnified zoom_factor**k about the target.
+    """
+
+    levels: int = 4
+    zoom_factor: float = 10.0
+    frames: bool = True  # also write each level's coloured landscape as PNG
+
+    # The edge image of a landscape is one pixel smaller; it must resolve two box sizes.
+    min_size: ClassVar[int] = MIN_SIDE + 1
+
+    def validate(self) -> None:
+        if not (isinstance(self.levels, int) and self.levels >= 1):
+            raise ValueError(f"levels={self.levels!r} must be an integer >= 1")
+        if not self.zoom_factor > 1:
+            raise ValueError(f"zoom_factor={self.zoom_factor!r} must be > 1 (magnification per level)")
+        super().validate()
+
+    @property
+    def depth(self) -> float:
+        """Decades of magnification from the first level to the last."""
+        return (self.levels - 1) * math.log10(self.zoom_factor)
+
+
+@dataclass
+class StillConfig(StudyConfig):
+    """zoomer-still: one window at high resolution, coloured as in videos.
+
+    The window is the experiment's window (override experiment.window.x / .y) magnified
+    `magnification` times about the target; size is its width, size / aspect its height.
+    """
+
+    target: Any = None
+    size: int = 1024
+    magnification: float = 1.0
+    aspect: float = 1.0  # width / height
+    color: ColorConfig = field(default_factory=ColorConfig)
+    figure: bool = False  # also write figure.png: axes in hyperparameter units and a title
+    title: Optional[str] = None  # the figure's title; null: experiment and view
+
+    def validate(self) -> None:
+        if not self.magnification >= 1:
+            raise ValueError(f"magnification={self.magnification!r} must be >= 1")
+        if not self.aspect > 0:
+            raise ValueError(f"aspect={self.aspect!r} must be > 0 (width / height)")
+        super().validate()
+        if round(self.size / self.aspect) < 8:
+            raise ValueError(f"size / aspect = {self.size / self.aspect:.3g} must be >= 8 pixels (the height)")
+        self.color.validate()
+
+    @property
+    def depth(self) -> float:
+        return math.log10(self.magnification)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(height, width) of the picture, before supersampling."""
+        return round(self.size / self.aspect), self.size
+
+
+def register_configs() -> None:
+    """Put the app schemas in Hydra's ConfigStore, for the primary configs to extend."""
+    from hydra.core.config_store import ConfigStore
+
+    store = ConfigStore.instance()
+    store.store(name="dimension_schema", node=DimensionConfig)
+    store.store(name="still_schema", node=StillConfig)

@@ -1,0 +1,184 @@
+"""Box counting against sets of known dimension, and the zoomer-dimension app end to end."""
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.errors import MissingConfigException
+from omegaconf import OmegaConf
+from PIL import Image, ImageDraw
+
+import zoomer
+from zoomer import dimension_table
+from zoomer.dimension import box_counts, box_dimension, boundary_dimension, edges, fit_range, median_dimension
+from zoomer.dimension_cli import measure
+
+CONF = str(Path(zoomer.__file__).parent / "conf")
+CONDITIONS = ("tanh", "relu", "identity", "minibatch", "single_datapoint", "paraminit")
+
+
+# ---- sets of known dimension --------------------------------------------------------
+def sierpinski_triangle(n):
+    """Pascal's triangle mod 2: exactly 3^k of the 4^k boxes of each power-of-two size."""
+    i, j = np.indices((n, n))
+    return (i & j) == 0
+
+
+def sierpinski_carpet(k):
+    i, j = np.indices((3**k, 3**k))
+    keep = np.ones(i.shape, dtype=bool)
+    for _ in range(k):
+        keep &= ~((i % 3 == 1) & (j % 3 == 1))
+        i, j = i // 3, j // 3
+    return keep
+
+
+def koch_snowflake(level, size):
+    """The filled snowflake as +-1 'scores': its edge set is the Koch curve."""
+    points = np.exp(2j * np.pi * np.arange(4) / 3)  # a closed triangle, clockwise below
+    for _ in range(level):
+        a, b = points[:-1], points[1:]
+        d = (b - a) / 3
+        peak = a + d + d * np.exp(-1j * np.pi / 3)
+        points = np.append(np.stack([a, a + d, peak, a + 2 * d], axis=1).ravel(), points[-1])
+    z = points / np.abs(points).max() * size * 0.45 + size / 2 * (1 + 1j)
+    image = Image.new("1", (size, size))
+    ImageDraw.Draw(image).polygon(list(zip(z.real, z.imag)), fill=1)
+    return np.where(np.asarray(image), -1.0, 1.0)
+
+
+def disk(n):
+    i, j = np.indices((n, n))
+    return np.where((i - n / 2 + 0.3) ** 2 + (j - n / 2 + 0.1) ** 2 < (0.4 * n) ** 2, -1.0, 1.0)
+
+
+@pytest.mark.parametrize("name, mask, expected", [
+    ("horizontal line", np.eye(512, dtype=bool)[100][None].repeat(512, 0), 1.0),
+    ("diagonal line", np.eye(512, dtype=bool), 1.0),
+    ("filled square", np.ones((512, 512), dtype=bool), 2.0),
+    ("Sierpinski triangle", sierpinski_triangle(512), math.log(3) / math.log(2)),
+    ("Sierpinski triangle, not a power of two", sierpinski_triangle(500), math.log(3) / math.log(2)),
+    ("Sierpinski carpet", sierpinski_carpet(6), math.log(8) / math.log(3)),
+])
+def test_box_dimension_of_known_sets(name, mask, expected):
+    assert box_dimension(mask).dimension == pytest.approx(expected, abs=0.05), name
+
+
+@pytest.mark.parametrize("name, scores, expected", [
+    ("circle", disk(512), 1.0),
+    ("Sierpinski triangle", np.where(sierpinski_triangle(513), -1.0, 1.0), math.log(3) / math.log(2)),
+    ("Sierpinski carpet", np.where(sierpinski_carpet(6), -1.0, 1.0), math.log(8) / math.log(3)),
+])
+def test_boundary_dimension_of_known_sets(name, scores, expected):
+    estimate = boundary_dimension(scores)
+    assert estimate.dimension == pytest.approx(expected, abs=0.05), name
+    assert estimate.stderr < 0.05
+
+
+def test_rasterised_fractal_curves_come_out_low():
+    """The Koch curve (log 4 / log 3 = 1.262) drawn at 1024 px measures 1.16-1.23 however
+    it is scaled or turned: detail below a pixel is lost, which flattens the smallest
+    fitted boxes. Box counts of the boundary are biased low by up to ~0.1 at this size."""
+    estimate = boundary_dimension(koch_snowflake(7, 1024))
+    assert math.log(4) / math.log(3) - 0.12 < estimate.dimension < math.log(4) / math.log(3)
+
+
+def test_edges_mark_2x2_blocks_that_hold_both_classes():
+    scores = np.where(np.arange(6)[None, :] < 3, -1.0, 1.0).repeat(4, 0)  # a vertical step
+    found = edges(scores)
+    assert found.shape == (3, 5)
+    assert found[:, 2].all() and found.sum() == 3
+    assert not edges(np.ones((5, 5))).any()
+
+
+def test_box_counts_merge_2x2_boxes_and_count_partial_ones():
+    sizes, counts = box_counts(np.ones((5, 7), dtype=bool))
+    assert sizes.tolist() == [1, 2, 4]
+    assert counts.tolist() == [35, 12, 4]
+
+
+def test_fit_range_leaves_out_pixels_and_few_boxes():
+    assert fit_range((256, 256)) == (2, 32)
+    assert fit_range((63, 100)) == (2, 8)  # 8 boxes of 8 px, the last partial, span 63 px
+    with pytest.raises(ValueError, match="too small"):
+        fit_range((20, 20))
+
+
+def test_spread_and_failures():
+    line = box_dimension(np.eye(256, dtype=bool))
+    assert line.stderr == pytest.approx(0, abs=1e-9)
+    assert np.allclose(line.local_slopes, 1)
+    with pytest.raises(ValueError, match="empty"):
+        box_dimension(np.zeros((64, 64), dtype=bool))
+    assert median_dimension([line, box_dimension(np.ones((64, 64), bool)), line]) == pytest.approx(1)
+
+
+# ---- the app ------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def compose_dimension():
+    """compose(overrides) -> DimensionConfig."""
+    with initialize_config_dir(config_dir=CONF, version_base=None):
+        yield lambda *overrides: OmegaConf.to_object(compose("dimension", overrides=list(overrides)))
+
+
+# Small enough for a CPU: 32 px fits two box sizes (2 and 4 px), so each level's estimate
+# is one local slope; three levels a decade apart about the automatic target. At this
+# size and step count relu, minibatch and paraminit show a fractal boundary (measured
+# 1.39, 1.55 and 1.53); the boundaries of tanh, identity and single_datapoint within two
+# decades of their default windows are smooth at 32 px (0.93 - 1.06, see
+# docs/dimension.md), so for them the test asks only for a sane estimate.
+SMALL = ("size=32", "steps=50", "levels=3", "zoom_factor=10", "precision=float32", "search_resolution=16")
+FRACTAL_AT_32_PX = {"relu", "minibatch", "paraminit"}
+
+
+@pytest.mark.parametrize("experiment", CONDITIONS)
+def test_dimension_of_each_condition(compose_dimension, experiment, tmp_path):
+    result = measure(compose_dimension(f"experiment={experiment}", *SMALL), tmp_path)
+    low = 1.0 if experiment in FRACTAL_AT_32_PX else 0.8
+    assert low < result["median_dimension"] < 2, [level["dimension"] for level in result["levels"]]
+    written = json.loads((tmp_path / "dimension.json").read_text())
+    assert written["experiment"] == experiment and len(written["levels"]) == 3
+    assert {"window", "dimension", "stderr", "box_counts", "box_sizes"} <= set(written["levels"][0])
+    assert written["config"]["size"] == 32 and written["experiment_settings"]["steps"] == 50
+    assert Image.open(tmp_path / "boxcount.png").size[0] > 400
+    assert (tmp_path / "level_2.png").exists()
+
+
+@pytest.mark.parametrize("override, setting", [
+    ("levels=0", "levels"), ("zoom_factor=1", "zoom_factor"), ("size=16", "size"),
+    ("precision=float16", "precision"), ("target=[1]", "target"), ("experiment.steps=5", "steps"),
+    ("search_resolution=4", "search_resolution"), ("levels=1", "target=auto"),
+])
+def test_bad_settings_fail_before_compute_naming_the_setting(compose_dimension, override, setting, tmp_path,
+                                                             monkeypatch):
+    monkeypatch.setattr(zoomer.engine, "train_grid", lambda *a, **k: pytest.fail("trained"))
+    with pytest.raises(ValueError, match=setting):
+        measure(compose_dimension(override), tmp_path)
+
+
+def test_unknown_experiment_is_refused_by_hydra(compose_dimension):
+    with pytest.raises(MissingConfigException, match="experiment"):
+        compose_dimension("experiment=sigmoid")
+
+
+def test_console_entry_writes_into_the_run_dir(tmp_path):
+    run = [sys.executable, "-m", "zoomer.dimension_cli", "experiment=identity", "target=null",
+           "size=32", "levels=1", "steps=20", "precision=float32", f"hydra.run.dir={tmp_path}"]
+    done = subprocess.run(run, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "dimension.json").read_text())["levels"][0]["magnification"] == 1
+
+
+def test_table_collects_a_multirun(tmp_path):
+    for i, (name, d) in enumerate([("relu", 1.4), ("tanh", 1.3)]):
+        (tmp_path / str(i)).mkdir()
+        result = {"experiment": name, "median_dimension": d, "experiment_settings": {"steps": 20},
+                  "levels": [{"dimension": d}, {"dimension": None}],
+                  "config": {"size": 32, "zoom_factor": 10.0, "precision": "float32"}}
+        (tmp_path / str(i) / "dimension.json").write_text(json.dumps(result))
+    rows = dimension_table.table(tmp_path).splitlines()
+    assert rows[2].startswith("| tanh | 1.300 | 1.30, - |") and rows[3].startswith("| relu |")

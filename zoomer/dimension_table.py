@@ -1,0 +1,45 @@
+"""Collect the dimension.json files under a folder (a zoomer-dimension multirun) into one
+markdown table, one row per run, in the order of the paper's conditions.
+
+    python -m zoomer.dimension_table multirun/dimension/2026-01-01_12-00-00
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+# The paper's order; other experiment names follow alphabetically.
+ORDER = ("tanh", "relu", "identity", "minibatch", "single_datapoint", "paraminit")
+
+
+def _row(result: dict) -> str:
+    dims = [level["dimension"] for level in result["levels"]]
+    config = result["config"]
+    per_level = ", ".join("-" if d is None else f"{d:.2f}" for d in dims)
+    return (f"| {result['experiment']} | {result['median_dimension']:.3f} | {per_level} | "
+            f"{config['size']} | {result['experiment_settings']['steps']} | "
+            f"{config['zoom_factor']:g}^0..{len(dims) - 1} | {config['precision']} |")
+
+
+def table(folder) -> str:
+    """The markdown table of every dimension.json below `folder`."""
+    results = [json.loads(p.read_text()) for p in sorted(Path(folder).rglob("dimension.json"))]
+    if not results:
+        raise FileNotFoundError(f"no dimension.json below {folder}")
+    rank = {name: i for i, name in enumerate(ORDER)}
+    results.sort(key=lambda r: (rank.get(r["experiment"], len(ORDER)), r["experiment"]))
+    header = ("| experiment | median dimension | per level | size (px) | steps | zoom | precision |\n"
+              "|---|---|---|---|---|---|---|")
+    return "\n".join([header, *map(_row, results)])
+
+
+def main(argv=None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        sys.exit("usage: python -m zoomer.dimension_table FOLDER  (a zoomer-dimension multirun's folder)")
+    print(table(args[0]))
+
+
+if __name__ == "__main__":
+    main()

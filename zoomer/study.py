@@ -1,0 +1,75 @@
+"""What zoomer-dimension and zoomer-still share at run time: the zoom centre, the settings
+resolved for the engine, and the record of how a result was made (written beside it).
+"""
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .config import StudyConfig
+from .engine import resolve_device, resolve_dtype
+from .experiment import Experiment
+from .target import find_target
+from .window import Window
+
+
+@dataclass(frozen=True)
+class Study:
+    """A validated StudyConfig turned into what the engine takes."""
+
+    experiment: Experiment
+    start: Window
+    device: torch.device
+    dtype: torch.dtype
+
+    @classmethod
+    def of(cls, cfg: StudyConfig) -> "Study":
+        cfg.validate()
+        return cls(cfg.make_experiment(), cfg.start_window(), resolve_device(cfg.device),
+                   resolve_dtype(cfg.precision))
+
+    def center(self, cfg: StudyConfig, start: Window) -> tuple[float, float]:
+        """Where to zoom: target "auto" asks zoomer.target for a point that stays on the
+        boundary from `start` down to the config's depth; a point is taken as is; None is
+        the start window's centre."""
+        if cfg.target is None:
+            return start.center
+        if cfg.target == "auto":
+            found = find_target(self.experiment, start, cfg.depth, seed=cfg.seed, resolution=cfg.search_resolution,
+                                device=self.device, dtype=self.dtype)
+            return found.point
+        return float(cfg.target[0]), float(cfg.target[1])
+
+    def provenance(self) -> dict:
+        """Versions and the device: enough to tell whether two results can be compared."""
+        packages = ("zoomer", "torch", "numpy", "hydra-core", "pillow", "matplotlib")
+        versions = {"python": platform.python_version()}
+        for name in packages:
+            try:
+                versions[name] = metadata.version(name)
+            except metadata.PackageNotFoundError:
+                pass
+        device = str(self.device)
+        if self.device.type == "cuda":
+            device += f" ({torch.cuda.get_device_name(self.device)})"
+        else:
+            device += f" ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+        return {"device": device, "dtype": str(self.dtype).removeprefix("torch."), "versions": versions}
+
+
+def write_json(path: Path, data: dict) -> None:
+    """JSON that numpy scalars and arrays can go into as they are."""
+    def plain(value):
+        if isinstance(value, np.ndarray):
+            return value.tolist()
+        if isinstance(value, np.generic):
+            return value.item()
+        raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+    Path(path).write_text(json.dumps(data, indent=2, default=plain) + "\n")
