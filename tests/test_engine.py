@@ -165,3 +165,15 @@ def test_out_of_gpu_memory_halves_the_chunk_and_retries(monkeypatch, caplog):
     monkeypatch.setattr(engine, "train_chunk", real)
     assert np.array_equal(s, zoomer.landscape(exp, win, (4, 5)))
     assert sizes[:3] == [16, 8, 4] and "halved" in caplog.text
+
+
+def test_score_definition_caps_and_never_overflows():
+    from zoomer.score import CAP, score_from_losses
+
+    converging = torch.tensor([4.0, 2.0, 1.0] + [0.5] * 20, dtype=torch.float64)
+    assert score_from_losses(converging) == pytest.approx(-(1 + 0.5 + 0.25 + 20 * 0.125))
+    blown = torch.tensor([1.0, 10.0, float("inf")] + [1.0] * 20, dtype=torch.float64)
+    # non-finite once, non-finite for good: every later loss counts as the cap
+    assert score_from_losses(blown) == pytest.approx(1 + 0.1 + 21 / CAP)
+    underflow = torch.tensor([1.0, 1e3] + [0.0] * 21 + [1e9], dtype=torch.float32)
+    assert torch.isfinite(score_from_losses(underflow))

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import zoomer
-from zoomer.target import edge_mask, find_target
+from zoomer.target import find_target
 from zoomer.window import zoom_path
 
 CONDITIONS = {
@@ -40,11 +40,6 @@ def test_zoom_path_is_constant_speed_in_log_scale_and_keeps_the_aspect():
     eased = zoom_path(start, (3.0, 4.0), depth=4.0, n_frames=41, ease=0.2)
     steps = np.diff(np.log10([start.width / w.width for w in eased]))
     assert steps[0] < steps[20] / 4 and steps[-1] < steps[20] / 4 and np.all(steps > 0)
-
-
-def test_edge_mask_marks_mixed_neighbourhoods():
-    s = np.array([[-1.0, -1.0, 1.0], [-1.0, -1.0, 1.0]])
-    assert edge_mask(s).tolist() == [[False, True]]
 
 
 def test_the_app_refuses_a_depth_float64_cannot_resolve():

@@ -2,7 +2,8 @@
 
 v_t = min(l_t / l_0, CAP), with a non-finite loss counted as CAP before dividing; the run
 converged when the mean of its last TAIL v's is below 1; score = -sum(v) if it converged,
-else sum(1 / v). Sign = class (negative trains), magnitude = how fast.
+else sum(1 / v). Sign = class (negative trains), magnitude = how fast. 1 / v is capped at
+CAP too, so a loss that underflows to 0 (in float32) cannot make a score infinite.
 
 A run whose loss has once been non-finite is diverged for good: every later loss counts
 as non-finite too. (In floating point its weights are inf/NaN from then on, so this only
@@ -24,7 +25,7 @@ def score_from_losses(losses: torch.Tensor) -> torch.Tensor:
     ls = torch.where(bad, torch.full_like(losses, CAP), losses)
     v = torch.clamp(ls / ls[..., :1], max=CAP)
     converged = v[..., -TAIL:].mean(-1) < 1
-    return torch.where(converged, -v.sum(-1), (1.0 / v).sum(-1))
+    return torch.where(converged, -v.sum(-1), (1.0 / v.clamp(min=1 / CAP)).sum(-1))
 
 
 class ScoreAccumulator:
@@ -56,7 +57,7 @@ class ScoreAccumulator:
         keep = (alive & finite).to(loss.dtype)
         v = torch.clamp(torch.where(finite, loss, self.l0[idx]) / self.l0[idx], max=CAP)
         self.sum_v[idx] += v * keep
-        self.sum_inv[idx] += keep / v
+        self.sum_inv[idx] += keep / v.clamp(min=1 / CAP)
         if t >= self.steps - TAIL:
             self.tail[idx] += v * keep
         self.dead_at[idx] = torch.where(died, torch.full_like(dead_at, t), dead_at)

@@ -23,7 +23,8 @@ from .config import ExperimentConfig
 from .experiment import Experiment
 from .render import EngineConfig, _as
 from .store import write_atomic
-from .target import edge_mask, find_target
+from .dimension import edges
+from .target import find_target
 from .window import Window
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ def sweep(cfg, run_dir: Path) -> list[dict]:
         x, y = target.point
         rows.append({
             "seed": seed, "found": True, "point": [x, y], "depth": cand.depth,
-            "boundary_detail": float(edge_mask(scores).mean()),
+            "boundary_detail": float(edges(scores).mean()),
             "override": f"experiment={cfg.experiment.name} zoom=manual zoom.target=[{x!r},{y!r}] zoom.depth={cand.depth}",
         })
     ranked = sorted((r for r in rows if r["found"]), key=lambda r: -r["boundary_detail"])

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .dimension import edges
 from .engine import landscape
 from .experiment import Experiment
 from .window import Window
@@ -39,13 +40,6 @@ class Target:
 
     def to_dict(self) -> dict:
         return {"point": list(self.point), "depth": self.depth, "levels": [w.to_dict() for w in self.levels]}
-
-
-def edge_mask(scores: np.ndarray) -> np.ndarray:
-    """Pixel corners whose 2x2 neighbourhood holds both classes: (H-1, W-1) booleans."""
-    c = scores < 0
-    quad = c[:-1, :-1].astype(int) + c[1:, :-1] + c[:-1, 1:] + c[1:, 1:]
-    return (quad > 0) & (quad < 4)
 
 
 def holds_both_classes(scores: np.ndarray, share: float = CENTRAL_SHARE) -> bool:
@@ -115,26 +109,26 @@ def _refine(exp, start, depth, rng, resolution, zoom, device, dtype, progress):
 
 def _pick(scores, window: Window, rng, first: bool, zoom: float):
     """A boundary corner near the centre with much boundary in the next window."""
-    edges = edge_mask(scores)
-    if not edges.any():
+    edge = edges(scores)
+    if not edge.any():
         raise RuntimeError(
             f"the window {window.to_dict()} holds no boundary (only one class); pick another "
             "start window or target"
         )
-    h, w = edges.shape
+    h, w = edge.shape
     # Corner (i, j) sits between pixel rows i, i+1 and columns j, j+1: at unit coords u.
     uy = (np.arange(h) + 0.5) / (h) * 2 - 1
     ux = (np.arange(w) + 0.5) / (w) * 2 - 1
     gy, gx = np.meshgrid(uy, ux, indexing="ij")
     radius = 0.8 if first else CENTRAL_RADIUS * 2
     # How much boundary the next window (1/zoom as wide) would hold around each corner.
-    density = _box_sum(edges, max(1, round(h / zoom / 2)), max(1, round(w / zoom / 2)))
+    density = _box_sum(edge, max(1, round(h / zoom / 2)), max(1, round(w / zoom / 2)))
     for grow in (1.0, 1.5, 2.0, 3.0, 5.0):
-        allowed = edges & (np.abs(gx) <= radius * grow) & (np.abs(gy) <= radius * grow)
+        allowed = edge & (np.abs(gx) <= radius * grow) & (np.abs(gy) <= radius * grow)
         if allowed.any():
             break
     else:
-        allowed = edges
+        allowed = edge
     cand = np.flatnonzero(allowed)
     weight = density.ravel()[cand]
     best = cand[weight >= np.quantile(weight, 1 - TOP_SHARE)]
