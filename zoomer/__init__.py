@@ -5,6 +5,8 @@
     win = zoomer.Window.from_bounds(x=(-3.0, 6.0), y=(-3.0, 6.0))
     s = zoomer.landscape(exp, win, size=(256, 256))   # numpy float64 (H, W), row 0 = lowest y
 """
+__version__ = "0.1.0"
+
 from .engine import landscape, train_grid
 from .experiment import Experiment, Problem
 from .window import Window

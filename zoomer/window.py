@@ -123,3 +123,47 @@ def check_size(size) -> tuple[int, int]:
     if h < 1 or w < 1 or (h, w) != tuple(size):
         raise ValueError(f"size must be two integers >= 1 (height, width), got {size!r}")
     return h, w
+
+
+def zoom_path(
+    start: Window, target: tuple[float, float], depth: float, n_frames: int, ease: float = 0.0
+) -> list[Window]:
+    """One window per frame, centred on the target, from the start width down `depth` decades.
+
+    The zoom speed is constant in log scale (each second multiplies the magnification by
+    the same factor), except that with ease > 0 it ramps up over the first `ease` share of
+    the frames and down over the last (a smooth velocity profile, not a jump).
+    """
+    if not (0 <= ease <= 0.5):
+        raise ValueError(f"zoom.ease must be in [0, 0.5] (share of the video spent speeding up), got {ease!r}")
+    if n_frames < 1:
+        raise ValueError(f"a zoom needs at least one frame, got {n_frames}")
+    return [start.zoom(10 ** (depth * s), center=target) for s in _progress(n_frames, ease)]
+
+
+def _progress(n: int, ease: float) -> np.ndarray:
+    """Share of the log-zoom done at each of n frames: 0 at the first, 1 at the last."""
+    if n == 1:
+        return np.zeros(1)
+    u = np.linspace(0.0, 1.0, n)
+    if ease == 0:
+        return u
+    # Velocity: a raised-cosine ramp up over [0, ease], flat, then down over [1 - ease, 1].
+    ramp = lambda t: 0.5 - 0.5 * np.cos(np.pi * np.clip(t / ease, 0, 1))  # noqa: E731
+    fine = np.linspace(0.0, 1.0, 20 * n + 1)
+    speed = ramp(fine) * ramp(1 - fine)
+    done = np.concatenate([[0], np.cumsum((speed[1:] + speed[:-1]) / 2)])
+    return np.interp(u, fine, done / done[-1])
+
+
+def max_depth(start: Window, size: tuple[int, int], target: tuple[float, float]) -> float:
+    """The deepest zoom (decades) whose frames still resolve in float64 at this size."""
+    lo, hi = 0.0, 40.0
+    while hi - lo > 0.01:
+        mid = (lo + hi) / 2
+        try:
+            start.zoom(10**mid, center=target).check_resolution(size)
+            lo = mid
+        except ValueError:
+            hi = mid
+    return lo

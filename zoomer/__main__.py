@@ -1,0 +1,4 @@
+"""`python -m zoomer` is the `zoomer` command."""
+from .cli import main
+
+main()

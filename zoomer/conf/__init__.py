@@ -1,0 +1,1 @@
+"""Hydra configs shipped with the package (a package so Hydra finds them when installed)."""
