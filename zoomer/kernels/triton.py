@@ -12,16 +12,16 @@ the five score sums of each run (score.finish) is written back.
 
 What maps onto tensor cores. Per run-step the work is two matmuls of n x w x w,
 P = X @ W1 (forward) and dW1 = X^T @ dP (weight gradient), which are tl.dot's of a row
-tile (M = ROWS) against the run's w x w weights: with w = 16 these are exactly H100's
-fp64 DMMA tiles (mma.m16n8k16.f64, 67 TFLOP/s against 34 for fp64 FMA). A width below 16
-is zero-padded to 16 (padded weights get zero gradients and stay zero), which wastes
+tile (M = ROWS) against the run's w x w weights: with w = 16 these are whole fp64 DMMA
+tiles (H100: 67 TFLOP/s on tensor cores against 34 for fp64 FMA). A width below 16 is
+zero-padded to 16 (padded weights get zero gradients and stay zero), which wastes
 (16 / w)^2 of the tensor-core work but keeps one code path. The output layer has N = 1
-(target_dim), which no MMA shape fits, so it is done on the FMA pipe as a multiply and a
-row sum; so is the nonlinearity, whose tanh (an exp and a division, ~30 flops per
-element) costs about as much as the two matmuls together at width 16 (~n w 35 against
-4 n w^2 flops). On H100 the DMMA therefore saves about a third of the time at best: the
-elementwise work on the FMA pipe is the floor. Runs are the batch dimension of a 3-D
-tl.dot, so RUNS runs share each X tile load and its conversion to the operand layout.
+(target_dim), which no MMA shape fits, so it runs on the FMA pipe as a multiply and a
+row sum; so does the nonlinearity: tanh (an exp and a division) and its derivative are
+~35 flops per hidden unit and row, about half of the matmuls' 4 w = 64 at width 16. So
+at best DMMA saves about a third of the time (430k -> ~290k FMA-equivalent flops per
+run-step): the elementwise work on the FMA pipe is the floor. Runs are the batch
+dimension of a 3-D tl.dot, so RUNS runs share each X tile load.
 float32 uses input_precision="ieee" (plain FMA, like torch with TF32 off): TF32 tensor
 cores keep 10 mantissa bits, too few for this map; 3xTF32 ("tf32x3") would recover about
 float32 accuracy on tensor cores and is the first thing to try if float32 is < 2x float64.
@@ -113,6 +113,7 @@ def train(exp: Experiment, prob: Problem, lrs: torch.Tensor, offsets: torch.Tens
 
 
 def _jit(fn):
+    """triton.jit, or without triton a plain function that nothing calls (supports() is False)."""
     return triton.jit(fn) if triton is not None else fn
 
 
