@@ -17,6 +17,7 @@ import torch
 
 from . import kernels
 from .experiment import Experiment, Problem
+from .precision import resolve_precision
 from .score import CAP, ScoreAccumulator
 from .window import Window, check_size
 
@@ -263,10 +264,15 @@ def landscape(
     progress=None,
     backend: str = "auto",
 ) -> np.ndarray:
-    """The score image (H, W) of a window: row 0 is the lowest y, column 0 the lowest x."""
+    """The score image (H, W) of a window: row 0 is the lowest y, column 0 the lowest x.
+
+    dtype "auto" picks float32 or float64 for this window (zoomer.precision).
+    """
     exp.validate()
     h, w = check_size(size)
     window.check_resolution((h, w))
+    if dtype == "auto":
+        dtype = resolve_precision(dtype, exp, window, (h, w))
     gx, gy = window.grid((h, w))
     scores = train_grid(exp, gx, gy, device=device, dtype=dtype, progress=progress, backend=backend)
     return scores.reshape(h, w)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import importlib
 
-BACKENDS = ("auto", "torch")
+BACKENDS = ("auto", "torch", "triton")
 # Tried in this order by backend="auto"; each entry is a module name in this package.
-_FAST = ()
+_FAST = ("triton",)
 
 
 def find(backend: str, exp, device, dtype):

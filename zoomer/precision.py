@@ -1,0 +1,59 @@
+"""Which float type renders a frame: float32 where it draws float64's picture, else float64.
+
+float32 runs about twice as fast, but near the boundary training is chaotic: rounding
+flips the class of pixels in a band around the boundary, and the band is a larger share
+of a smaller window. benchmarks/precision.py follows the boundary of every paper
+condition down from its default window (6 or 8 wide) and counts the pixels whose class
+agrees between the two (BENCHMARKS.md: 24x24 pixels, 100 steps). The deepest decade
+where float32 still agreed on >= 99% of pixels:
+
+    tanh 1 (99.3%; 96.5% at 2)     relu 6 (99.8%; 97.0% at 7)    identity 6 (100%; 98.96% at 7)
+    single_datapoint 6 (99.7%; 96.7% at 7)    paraminit 0 (99.1%; 97.9% at 1)
+    minibatch none (98.8% at 0, 93.1% at 1): its stochastic steps are the most chaotic
+
+So "auto" uses float32 only for windows at least FLOAT32_MIN_WIDTH wide (every measured
+window that wide agreed on >= 99%), never for minibatch training, and never for longer
+training than was measured (more steps amplify rounding further); otherwise float64.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .experiment import Experiment
+from .window import Window, check_size
+
+PRECISIONS = ("auto", "float32", "float64")
+# The narrowest window (axis units, i.e. decades of the hyperparameter) measured to agree
+# on >= 99% of pixels in every condition but minibatch: one decade into the default 8.
+FLOAT32_MIN_WIDTH = 0.8
+FLOAT32_MAX_STEPS = 100  # the training length it was measured at
+# As window.MIN_ULPS_PER_PIXEL for float64: neighbouring pixels' hyperparameters must be
+# distinct float32 numbers (binds only past ~2e6 pixels a side at FLOAT32_MIN_WIDTH).
+FLOAT32_MIN_ULPS_PER_PIXEL = 8
+
+
+def resolve_precision(precision: str, exp: Experiment, window: Window, size) -> torch.dtype:
+    """The dtype for rendering `window` at `size` = (H, W): precision is 'float32',
+    'float64', or 'auto' for float32 where the measurements above show it suffices."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"engine.precision must be one of {list(PRECISIONS)}, got {precision!r}")
+    if precision != "auto":
+        return getattr(torch, precision)
+    return torch.float32 if float32_suffices(exp, window, size) else torch.float64
+
+
+def float32_suffices(exp: Experiment, window: Window, size) -> bool:
+    """Whether float32 gives float64's classes on >= 99% of this window's pixels."""
+    h, w = check_size(size)
+    # The hyperparameter is 10**coordinate: neighbours differ by a factor 1 + ln(10) step.
+    spacing = [extent / (n - 1) for extent, n in ((window.width, w), (window.height, h)) if n > 1]
+    ulp = torch.finfo(torch.float32).eps
+    distinct = math.log(10) * min(spacing, default=math.inf) >= FLOAT32_MIN_ULPS_PER_PIXEL * ulp
+    return (
+        exp.batch_size is None
+        and exp.steps <= FLOAT32_MAX_STEPS
+        and min(window.width, window.height) >= FLOAT32_MIN_WIDTH
+        and distinct
+    )
