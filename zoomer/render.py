@@ -26,6 +26,7 @@ from tqdm import tqdm
 from . import engine
 from .color import ColorConfig, Reference, color_frame, smooth_references, supersample_colors
 from .experiment import Experiment
+from .precision import PRECISIONS, resolve_precision
 from .store import FrameStore, write_atomic
 from .target import Target, find_target
 from .video import VideoConfig, VideoWriter, draw_overlay, overlay_lines, save_png
@@ -34,7 +35,6 @@ from .window import Window, max_depth, zoom_path
 log = logging.getLogger(__name__)
 
 FRAME_STRATEGIES = ("auto", "exact", "keyframes")
-PRECISIONS = ("float64", "float32")
 
 
 @dataclass
@@ -53,7 +53,7 @@ class ZoomConfig:
 @dataclass
 class EngineConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: str = "float64"
+    precision: str = "float64"  # float64 | float32 | auto (float32 where measured to agree)
     backend: str = "auto"
 
 
@@ -307,7 +307,8 @@ def render(cfg, run_dir: Path) -> dict:
                       ((ZoomConfig, "zoom"), (EngineConfig, "engine"), (RenderConfig, "render")))
     video, color = _as(VideoConfig, cfg.video), _as(ColorConfig, cfg.color)
     validate(zoom, eng, rnd, video, color)
-    device, dtype = engine.resolve_device(eng.device), engine.resolve_dtype(eng.precision)
+    # A precision name: "auto" resolves per frame (float32 only where it draws float64's picture).
+    device, dtype = engine.resolve_device(eng.device), eng.precision
     start = start_window(cfg.experiment.window, video)
     if rnd.mode != "compute":
         ffmpeg_exe()  # a missing encoder is known now, not after hours of compute
@@ -348,7 +349,7 @@ def render(cfg, run_dir: Path) -> dict:
         log.info("%d frames (%s) are left to other shards; then run with render.mode=assemble",
                  len(missing), _ranges(missing))
     timings["total_s"] = time.perf_counter() - t0
-    meta = metadata(cfg, plan, device, dtype, timings, counts, missing, outputs, store)
+    meta = metadata(cfg, exp, plan, device, dtype, timings, counts, missing, outputs, store)
     write_atomic(run_dir / "metadata.json", lambda f: f.write(json.dumps(meta, indent=1).encode()))
     log.info("done in %.1f s: %s", timings["total_s"], outputs.get("video", f"{len(missing)} frames still missing"))
     return meta
@@ -417,7 +418,7 @@ def _plain(value):
     return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
 
 
-def metadata(cfg, plan: Plan, device, dtype, timings, counts, missing, outputs, store) -> dict:
+def metadata(cfg, exp, plan: Plan, device, precision, timings, counts, missing, outputs, store) -> dict:
     from omegaconf import OmegaConf
 
     from . import __version__
@@ -432,7 +433,10 @@ def metadata(cfg, plan: Plan, device, dtype, timings, counts, missing, outputs, 
         "frames": {**counts, "missing": missing, "store": str(store.root)},
         "timings": {k: round(v, 3) for k, v in timings.items()},
         "device": _device_name(device),
-        "dtype": str(dtype).removeprefix("torch."),
+        "precision": precision,
+        "computed_dtypes": [
+            str(resolve_precision(precision, exp, w, plan.size)).removeprefix("torch.") for w in plan.windows
+        ],
         "versions": {
             "zoomer": __version__, "torch": torch.__version__, "numpy": np.__version__,
             "python": platform.python_version(),

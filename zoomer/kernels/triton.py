@@ -213,7 +213,7 @@ def _train_kernel(X, Y, W1_init, W2_init, LRS, OFFSETS, BATCHES, CONSTS, SUMS, D
         keep = alive & finite
         v = tl.minimum(tl.where(finite, loss, l0) / l0, CAP)
         sum_v += tl.where(keep, v, 0.0)
-        sum_inv += tl.where(keep, 1 / v, 0.0)
+        sum_inv += tl.where(keep, 1 / tl.maximum(v, 1 / CAP), 0.0)  # as score.py: 1/v capped
         tail += tl.where(keep & (t >= steps - TAIL), v, 0.0)
         dead_at = tl.where(alive & ~finite, t, dead_at)
 
