@@ -25,7 +25,9 @@ TINY = [
 
 
 def run_app(tmp_path, *overrides, module="zoomer", check=True):
-    cmd = [sys.executable, "-m", module, f"hydra.run.dir={tmp_path}", *overrides]
+    flags = [o for o in overrides if o.startswith("-")]  # e.g. -m: Hydra wants flags first
+    cmd = [sys.executable, "-m", module, *flags, f"hydra.run.dir={tmp_path}",
+           *(o for o in overrides if not o.startswith("-"))]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     if check:
@@ -114,7 +116,7 @@ def test_manual_target_and_final_width(tmp_path):
 
 
 def test_automatic_target_search_end_to_end(tmp_path):
-    run_app(tmp_path, *TINY, "zoom=auto", "zoom.depth=1.0", "zoom.search_resolution=12", "zoom.seed=1")
+    run_app(tmp_path, *TINY, "zoom=auto", "zoom.target=null", "zoom.search_resolution=12", "zoom.seed=1")
     meta = json.loads((tmp_path / "metadata.json").read_text())
     assert meta["config"]["zoom"]["target"] is None and len(meta["target"]["point"]) == 2
     assert json.loads((tmp_path / "frames" / "target.json").read_text())["point"] == meta["target"]["point"]

@@ -99,7 +99,7 @@ def test_a_store_from_another_config_is_refused(tmp_path, uninterrupted):
 def test_unwritable_output_fails_before_compute(tmp_path):
     blocked = tmp_path / "file"
     blocked.write_text("not a directory")
-    proc = run_app(blocked / "run", *EXACT, check=False)
+    proc = run_app(tmp_path / "run", *EXACT, f"render.store_dir={blocked / 'frames'}", check=False)
     assert proc.returncode == 2 and "cannot write to the output directory" in proc.stderr
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import platform
 import time
 from dataclasses import dataclass
@@ -312,9 +313,10 @@ def render(cfg, run_dir: Path) -> dict:
     start = start_window(cfg.experiment.window, video)
     if rnd.mode != "compute":
         ffmpeg_exe()  # a missing encoder is known now, not after hours of compute
-    check_writable(run_dir)
-    store = FrameStore(Path(rnd.store_dir) if rnd.store_dir else run_dir / "frames",
-                       fingerprint(cfg, exp, start))
+    store_dir = Path(rnd.store_dir) if rnd.store_dir else run_dir / "frames"
+    for directory in (run_dir, store_dir):
+        check_writable(directory)
+    store = FrameStore(store_dir, fingerprint(cfg, exp, start))
     timings = {}
     plan = make_plan(exp, start, zoom, rnd, video, color, device, dtype, store)
     timings["target_s"] = time.perf_counter() - t0
@@ -364,20 +366,25 @@ def ffmpeg_exe() -> str:
     import imageio_ffmpeg
 
     try:
-        return imageio_ffmpeg.get_ffmpeg_exe()
+        exe = imageio_ffmpeg.get_ffmpeg_exe()
     except RuntimeError as e:
-        raise RuntimeError(f"ffmpeg is not available ({e}); reinstall imageio-ffmpeg or set IMAGEIO_FFMPEG_EXE") from None
+        exe, why = None, str(e)
+    else:
+        why = f"{exe} is not an executable file"
+    if exe is None or not (os.path.isfile(exe) and os.access(exe, os.X_OK)):
+        raise RuntimeError(f"ffmpeg is not available ({why}); reinstall imageio-ffmpeg or fix IMAGEIO_FFMPEG_EXE")
+    return exe
 
 
 def check_writable(run_dir: Path) -> None:
-    """Fail before compute if the output directory cannot be written."""
+    """Fail before compute if an output directory cannot be written."""
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         probe = run_dir / ".zoomer-write-test"
         probe.write_bytes(b"ok")
         probe.unlink()
     except OSError as e:
-        raise RuntimeError(f"cannot write to the output directory {run_dir}: {e}") from None
+        raise RuntimeError(f"cannot write to the output directory {run_dir}: {e.strerror}") from None
 
 
 def check_disk_space(store: FrameStore, plan: Plan) -> None:
