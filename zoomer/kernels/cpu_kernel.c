@@ -101,7 +101,7 @@ INLINE vec vexp(vec y) {
     real inv_factorial[EXP_DEGREE + 1] = {1}; /* folded to constants by the compiler */
     for (int n = 1; n <= EXP_DEGREE; n++) inv_factorial[n] = inv_factorial[n - 1] / n;
     vec p = polynomial(r, inv_factorial, EXP_DEGREE + 1);
-    return (vec)((ivec)p + ((ivec)t << MANTISSA_BITS)); /* times 2^k */
+    return p * (vec)(((ivec)t << MANTISSA_BITS) + (ivec)splat(1)); /* times 2^k; NaN stays NaN */
 }
 
 INLINE vec vtanh(vec x) {
@@ -122,8 +122,7 @@ INLINE vec vtanh(vec x) {
     vec a = blend(small, ax, splat(1));
     vec b = blend(small, ax * s * p, splat(-2));
     vec c = blend(small, q, vexp(ax + ax) + 1);
-    vec y = (vec)((ivec)(a + b / c) | ((ivec)x & sign));
-    return blend(x == x, y, x); /* NaN in, NaN out (its payload could upset vexp) */
+    return (vec)((ivec)(a + b / c) | ((ivec)x & sign));
 }
 
 /* ---- the net ------------------------------------------------------------------------- */
@@ -156,13 +155,14 @@ typedef struct {
 } View;
 #define AT(v, p, q) ((v).at[(p) * (v).row + (q) * (v).col])
 
-/* The largest of max, 2, 1 that divides n: tiles never overhang a matrix. */
-#define TILE(n, max) ((n) % (max) == 0 ? (max) : (n) % 2 == 0 ? 2 : 1)
+/* Tile sides: the largest of these that divides n, so tiles never overhang a matrix. */
+#define ROW_TILE(n) ((n) % 6 == 0 ? 6 : (n) % 4 == 0 ? 4 : (n) % 2 == 0 ? 2 : 1)
+#define COLUMN_TILE(n) ((n) % 2 == 0 ? 2 : 1)
 
 /* c[p][q] (+)= sum_s a(p, s) b(s, q) over one tile, its pt x qt sums held in registers. */
 INLINE void product_tile(int p0, int q0, int pt, int qt, int n, View a, View b, vec *c,
                          int c_row, int accumulate) {
-    vec acc[4][2];
+    vec acc[6][2]; /* up to ROW_TILE x COLUMN_TILE */
     for (int p = 0; p < pt; p++)
         for (int q = 0; q < qt; q++)
             acc[p][q] = accumulate ? c[(p0 + p) * c_row + q0 + q] : splat(0);
@@ -173,10 +173,11 @@ INLINE void product_tile(int p0, int q0, int pt, int qt, int n, View a, View b, 
         for (int q = 0; q < qt; q++) c[(p0 + p) * c_row + q0 + q] = acc[p][q];
 }
 
-/* c (m x k, row-major) (+)= a (m x n) b (n x k), in tiles of up to 4 x 2: eight
- * independent sums, enough to hide the latency of the fused multiply-adds. */
+/* c (m x k, row-major) (+)= a (m x n) b (n x k), in tiles of up to 6 x 2: twelve
+ * independent sums hide the latency of the fused multiply-adds, and each value loaded
+ * serves two or six of them. */
 INLINE void product(int m, int n, int k, View a, View b, vec *c, int accumulate) {
-    const int pt = TILE(m, 4), qt = TILE(k, 2);
+    const int pt = ROW_TILE(m), qt = COLUMN_TILE(k);
     for (int p = 0; p < m; p += pt)
         for (int q = 0; q < k; q += qt) product_tile(p, q, pt, qt, n, a, b, c, k, accumulate);
 }
