@@ -26,8 +26,9 @@ from ..score import finish
 SOURCE = Path(__file__).with_name("cpu_kernel.c")
 FLAGS = ("-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=gnu11")
 BITS = {torch.float64: 64, torch.float32: 32}
-# Data rows per block of the kernel's pass: two of its 6-row tiles of matrix products.
-# The data is zero-padded to a multiple of it; a zero row adds exactly nothing.
+# Data rows per block of the kernel's pass: two of its 6-row tiles of matrix products
+# (and a multiple of its TANH_WAYS). The data is zero-padded to a multiple of it; a zero
+# row adds exactly nothing.
 ROWS = 12
 
 _warned = False

@@ -104,25 +104,32 @@ INLINE vec vexp(vec y) {
     return p * (vec)(((ivec)t << MANTISSA_BITS) + (ivec)splat(1)); /* times 2^k; NaN stays NaN */
 }
 
-INLINE vec vtanh(vec x) {
+/* tanh of TANH_WAYS vectors, in place. Each step runs over all of them before the next, so
+ * their instructions interleave: while one waits on its exp or its division the pipelines
+ * have the others' work (the whole kernel ran ~10% faster than with one at a time). */
+#define TANH_WAYS 4
+#define EACH for (int w = 0; w < TANH_WAYS; w++)
+INLINE void vtanh(vec x[TANH_WAYS]) {
     const ivec sign = (ivec)splat(-0.0);
-    vec ax = (vec)((ivec)x & ~sign);
-    ax = blend(ax > TANH_CLAMP, splat(TANH_CLAMP), ax); /* keeps NaN */
-    vec s = ax * ax;
-    vec p = splat(TANH_P[0]);
-    for (int i = 1; i < N_TANH_P; i++) p = p * s + TANH_P[i];
+    vec ax[TANH_WAYS], s[TANH_WAYS], p[TANH_WAYS], q[TANH_WAYS], e[TANH_WAYS];
+    EACH ax[w] = (vec)((ivec)x[w] & ~sign);
+    EACH ax[w] = blend(ax[w] > TANH_CLAMP, splat(TANH_CLAMP), ax[w]); /* keeps NaN */
+    EACH s[w] = ax[w] * ax[w];
+    EACH p[w] = splat(TANH_P[0]);
+    for (int i = 1; i < N_TANH_P; i++) EACH p[w] = p[w] * s[w] + TANH_P[i];
 #if REAL_BITS == 64
-    vec q = s + TANH_Q[0];
-    q = q * s + TANH_Q[1];
-    q = q * s + TANH_Q[2];
+    EACH q[w] = ((s[w] + TANH_Q[0]) * s[w] + TANH_Q[1]) * s[w] + TANH_Q[2];
 #else
-    vec q = splat(1);
+    EACH q[w] = splat(1);
 #endif
-    ivec small = ax < (real)0.625;
-    vec a = blend(small, ax, splat(1));
-    vec b = blend(small, ax * s * p, splat(-2));
-    vec c = blend(small, q, vexp(ax + ax) + 1);
-    return (vec)((ivec)(a + b / c) | ((ivec)x & sign));
+    EACH e[w] = vexp(ax[w] + ax[w]);
+    EACH {
+        ivec small = ax[w] < (real)0.625;
+        vec a = blend(small, ax[w], splat(1));
+        vec b = blend(small, ax[w] * s[w] * p[w], splat(-2));
+        vec c = blend(small, q[w], e[w] + 1);
+        x[w] = (vec)((ivec)(a + b / c) | ((ivec)x[w] & sign));
+    }
 }
 
 /* ---- the net ------------------------------------------------------------------------- */
@@ -194,8 +201,9 @@ INLINE void activate(const Net *net, int layer, vec p[ROWS][WIDTH]) {
     vec *e = &p[0][0];
     const int n = ROWS * WIDTH;
     switch (net->nonlinearity) {
-    case TANH:
-        for (int i = 0; i < n; i++) e[i] = vtanh(e[i] * c);
+    case TANH: /* n is a multiple of TANH_WAYS, as ROWS is */
+        for (int i = 0; i < n; i++) e[i] *= c;
+        for (int i = 0; i < n; i += TANH_WAYS) vtanh(&e[i]);
         break;
     case RELU: /* NaN stays NaN, like torch.relu */
         for (int i = 0; i < n; i++) e[i] = blend(e[i] < 0, splat(0), e[i]) * c;
@@ -387,12 +395,11 @@ int zoomer_train(int nonlinearity, int steps, long n_data, long n_rows, long bat
 
 /* tanh of n values, for the accuracy test. */
 void zoomer_tanh(const real *x, real *out, long n) {
-    long i = 0;
-    for (; i + LANES <= n; i += LANES) {
-        vec v;
-        memcpy(&v, x + i, sizeof v);
-        v = vtanh(v);
-        memcpy(out + i, &v, sizeof v);
+    for (long i = 0; i < n; i += TANH_WAYS * LANES) {
+        vec v[TANH_WAYS] = {{0}};
+        long m = n - i < TANH_WAYS * LANES ? n - i : TANH_WAYS * LANES;
+        memcpy(v, x + i, m * sizeof(real));
+        vtanh(v);
+        memcpy(out + i, v, m * sizeof(real));
     }
-    for (; i < n; i++) out[i] = vtanh(splat(x[i]))[0];
 }
