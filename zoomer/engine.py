@@ -73,11 +73,17 @@ def bytes_per_run(exp: Experiment, dtype: torch.dtype) -> int:
     return item * (4 * exp.n_params + 2 * activations)
 
 
-def chunk_size(exp: Experiment, n_runs: int, device: torch.device, dtype: torch.dtype) -> int:
-    """Runs per chunk, from the memory free on the device; a power of two for stable shapes."""
+def chunk_size(
+    exp: Experiment, n_runs: int, device: torch.device, dtype: torch.dtype, fused: bool = False
+) -> int:
+    """Runs per chunk, from the memory free on the device; a power of two for stable shapes.
+
+    A fused kernel keeps its working set per group of runs, not per chunk, so the CPU cache
+    target does not apply to it (small chunks would only leave cores idle at their ends).
+    """
     per_run = bytes_per_run(exp, dtype)
     budget = MEMORY_SHARE * free_memory(device)
-    if device.type == "cpu":
+    if device.type == "cpu" and not fused:
         budget = min(budget, CPU_WORKING_SET)
     fits = int(budget // per_run)
     if fits < 1:
@@ -218,12 +224,12 @@ def train_grid(
     progress, if given, is called with the number of runs finished after each chunk.
     """
     device, dtype = resolve_device(device), resolve_dtype(dtype)
-    kernels.find(backend, exp, device, dtype)  # refuse an unknown or unfit backend up front
+    fused = kernels.find(backend, exp, device, dtype) is not None  # refuses an unfit backend up front
     x, y = np.asarray(x, np.float64).ravel(), np.asarray(y, np.float64).ravel()
     lrs, offsets = exp.hparams(torch.from_numpy(x), torch.from_numpy(y))
     prob = exp.problem().to(device, dtype)
     n = x.size
-    size = chunk_size(exp, n, device, dtype)
+    size = chunk_size(exp, n, device, dtype, fused)
     out = np.empty(n, dtype=np.float64)
     start = 0
     while start < n:

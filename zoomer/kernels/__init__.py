@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import importlib
 
-BACKENDS = ("auto", "torch", "triton")
+BACKENDS = ("auto", "torch", "triton", "cpu")
 # Tried in this order by backend="auto"; each entry is a module name in this package.
-_FAST = ("triton",)
+_FAST = ("triton", "cpu")
 
 
 def find(backend: str, exp, device, dtype):

@@ -1,0 +1,149 @@
+"""The compiled CPU kernel against the slow reference and the torch path, and its promises."""
+import numpy as np
+import pytest
+import torch
+
+import zoomer
+from zoomer import kernels
+from zoomer.kernels import cpu
+from zoomer.reference import reference_grid
+
+from test_engine import CASES, agreement
+
+CPU = torch.device("cpu")
+built = cpu.supports(zoomer.Experiment(), CPU, torch.float64)
+needs_kernel = pytest.mark.skipif(not built, reason="the CPU kernel could not be built here")
+LOSS_CASES = sorted(name for name, (kw, _) in CASES.items() if kw.get("readout") != "probe_point")
+STEPS = 30
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """torch's intra-op threads stall when the machine is oversubscribed (shared CI runners
+    often are), which made the reference and torch-path comparisons here take minutes; one
+    thread does not. The kernel follows torch's thread count (two threads: see below)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def grid_scores(exp, bounds, size, backend, dtype=torch.float64):
+    """Scores (H, W) of a window from the engine with this backend, or from the reference."""
+    window = zoomer.Window.from_bounds(*bounds)
+    if backend == "reference":
+        return reference_grid(exp, *window.grid(size)).reshape(size)
+    return zoomer.landscape(exp, window, size, dtype=dtype, backend=backend)
+
+
+def case_scores(case, size, backend):
+    kw, bounds = CASES[case]
+    return grid_scores(zoomer.Experiment(steps=STEPS, **kw), bounds, size, backend)
+
+
+def assert_same_scores(fast, slow):
+    same, med = agreement(fast, slow)
+    assert same >= 0.99 and med <= 1e-9, (same, med)
+
+
+@needs_kernel
+@pytest.mark.parametrize("case", LOSS_CASES)
+def test_kernel_matches_reference(case):
+    """Against the one-run-at-a-time autograd reference (slow: a few pixels per case)."""
+    assert_same_scores(case_scores(case, (4, 4), "cpu"), case_scores(case, (4, 4), "reference"))
+
+
+@needs_kernel
+@pytest.mark.parametrize("case", LOSS_CASES)
+def test_kernel_matches_torch_path(case):
+    """Against the batched torch path (itself held to the reference) on a bigger grid."""
+    fast = case_scores(case, (10, 10), "cpu")
+    assert_same_scores(fast, case_scores(case, (10, 10), "torch"))
+    assert (fast < 0).any() and (fast > 0).any(), "case should straddle the boundary"
+
+
+@needs_kernel
+def test_runs_that_die_early_score_as_in_the_torch_path():
+    exp = zoomer.Experiment(steps=STEPS)
+    bounds = ((-1.0, 6.0), (-1.0, 4.0))  # many runs overflow within a few steps
+    fast = grid_scores(exp, bounds, (10, 10), "cpu")
+    slow = grid_scores(exp, bounds, (10, 10), "torch")
+    assert ((fast > 0) & (fast < STEPS)).any(), "some runs must die early for this test to bite"
+    assert_same_scores(fast, slow)
+    overflow = grid_scores(zoomer.Experiment(steps=30), ((20.0, 40.0), (20.0, 40.0)), (4, 4), "cpu")
+    assert np.isfinite(overflow).all() and (overflow > 0).all()
+
+
+@needs_kernel
+def test_float32_tells_the_same_story():
+    kw, bounds = CASES["tanh"]
+    exp = zoomer.Experiment(steps=STEPS, **kw)
+    single = grid_scores(exp, bounds, (16, 16), "cpu", torch.float32)
+    double = grid_scores(exp, bounds, (16, 16), "cpu")
+    assert np.isfinite(single).all()
+    assert np.mean(np.sign(single) == np.sign(double)) >= 0.95
+    same, med = agreement(single, double)
+    assert med <= 1e-3, med
+
+
+@needs_kernel
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_tanh_is_within_a_few_ulps_of_torch(dtype):
+    """Its largest relative error, in eps: the kernel's tanh is within ~1.8 ulp of the true
+    value (measured against long double), torch's within ~0.8."""
+    x = torch.cat([torch.linspace(-25, 25, 200_001), torch.logspace(-30, 1.3, 20_001)]).to(dtype)
+    x = torch.cat([x, -x])
+    ours, torchs = cpu.tanh(x), torch.tanh(x)
+    error = (ours - torchs).abs() / torchs.abs().clamp_min(torch.finfo(dtype).tiny)
+    assert error.max() <= 2.5 * torch.finfo(dtype).eps, (error.max(), x[error.argmax()])
+    special = torch.tensor([float("nan"), float("inf"), -float("inf"), 0.0, -0.0, 1e-310]).to(dtype)
+    got = cpu.tanh(special)
+    assert torch.isnan(got[0]) and got[1] == 1 and got[2] == -1
+    assert torch.equal(got[3:].sign(), special[3:].sign()) and torch.signbit(got[4])
+    assert got[5] == special[5]
+
+
+@needs_kernel
+def test_scores_are_bit_identical_whatever_the_chunking_and_threads():
+    exp = zoomer.Experiment(steps=STEPS)
+    prob = exp.problem()
+    gx, gy = zoomer.Window.from_bounds((-1.0, 6.0), (-1.0, 4.0)).grid((9, 9))
+    lrs, offsets = exp.hparams(torch.from_numpy(gx), torch.from_numpy(gy))
+    whole = cpu.train(exp, prob, lrs, offsets)
+    assert torch.equal(whole, cpu.train(exp, prob, lrs, offsets))
+    pieces = [cpu.train(exp, prob, lrs[i : i + 7], offsets[i : i + 7]) for i in range(0, 81, 7)]
+    assert torch.equal(whole, torch.cat(pieces))
+    torch.set_num_threads(2)
+    assert torch.equal(whole, cpu.train(exp, prob, lrs, offsets))
+
+
+@needs_kernel
+def test_auto_picks_the_kernel_on_the_cpu_and_only_where_it_can():
+    exp = zoomer.Experiment()
+    assert kernels.find("auto", exp, CPU, torch.float64) is cpu.train
+    assert kernels.find("torch", exp, CPU, torch.float64) is None
+    probe = zoomer.Experiment(readout="probe_point")
+    assert kernels.find("auto", probe, CPU, torch.float64) is None
+    with pytest.raises(ValueError, match="backend='cpu'"):
+        kernels.find("cpu", probe, CPU, torch.float64)
+    assert not cpu.supports(exp, torch.device("cuda"), torch.float64)
+
+
+@pytest.fixture
+def no_compiler(monkeypatch, tmp_path):
+    """The kernel as it is on a machine without a C compiler."""
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
+    monkeypatch.setenv("ZOOMER_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(cpu, "_warned", False)
+    cpu._library.cache_clear()
+    yield
+    cpu._library.cache_clear()
+
+
+def test_without_a_compiler_the_torch_path_trains_instead(no_compiler):
+    exp = zoomer.Experiment(steps=20)
+    with pytest.warns(UserWarning, match="could not be built"):
+        assert not cpu.supports(exp, CPU, torch.float64)
+    assert kernels.find("auto", exp, CPU, torch.float64) is None
+    s = zoomer.landscape(exp, zoomer.Window.from_bounds((-1.0, 1.0), (-1.0, 1.0)), (2, 2))
+    assert np.isfinite(s).all()

@@ -1,0 +1,165 @@
+"""Compiled CPU kernel: cpu_kernel.c, one SIMD lane per training run (see its header).
+
+The C source is built with the system compiler at first use, once per (precision, width,
+target_dim, depth), into a cache directory keyed by a hash of the source, the flags and the
+CPU, and loaded with ctypes: no torch headers, so a build takes about a second. Without a
+working compiler supports() says no (with one warning) and the torch path trains instead.
+"""
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import platform
+import subprocess
+import tempfile
+import warnings
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ..experiment import NONLINEARITIES, Experiment, Problem
+from ..score import finish
+
+SOURCE = Path(__file__).with_name("cpu_kernel.c")
+FLAGS = ("-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=gnu11")
+BITS = {torch.float64: 64, torch.float32: 32}
+# Data rows per block of the kernel's pass: two of its 6-row tiles of matrix products
+# (and a multiple of its TANH_WAYS). The data is zero-padded to a multiple of it; a zero
+# row adds exactly nothing.
+ROWS = 12
+
+_warned = False
+
+
+def supports(exp: Experiment, device, dtype) -> bool:
+    """The loss readout of any net on the CPU in float32/64, once the kernel has built."""
+    if torch.device(device).type != "cpu" or dtype not in BITS or exp.readout != "loss":
+        return False
+    return _library(BITS[dtype], *_shape(exp)) is not None
+
+
+def train(exp: Experiment, prob: Problem, lrs: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+    """Readouts (B,) of the runs with these hyperparameters, as engine.train_chunk."""
+    dtype = prob.X.dtype
+    lib = _library(BITS[dtype], *_shape(exp))
+    B = lrs.shape[0]
+    X, Y = _pad_rows(prob.X), _pad_rows(prob.Y)
+    batch_X = batch_Y = None
+    if prob.batches is not None:
+        batch_X, batch_Y = _pad_rows(prob.X[prob.batches]), _pad_rows(prob.Y[prob.batches])
+    init = [w.contiguous() for w in prob.weights]
+    lrs = lrs.to(dtype).contiguous()
+    offsets = offsets.to(dtype).contiguous()
+    l0, sum_v, sum_inv, tail = torch.empty(4, B, dtype=dtype)
+    dead_at = torch.empty(B, dtype=torch.int64)
+    failed = lib.zoomer_train(
+        NONLINEARITIES.index(exp.nonlinearity),
+        exp.steps,
+        exp.dataset_size,
+        X.shape[0],
+        exp.batch_size or 0,
+        0 if batch_X is None else batch_X.shape[1],
+        *map(_pointer, (X, Y, batch_X, batch_Y)),
+        (ctypes.c_void_p * len(init))(*map(_pointer, init)),
+        *map(_pointer, (lrs, offsets)),
+        B,
+        *map(_pointer, (l0, sum_v, sum_inv, tail, dead_at)),
+        torch.get_num_threads(),
+    )
+    if failed:
+        raise MemoryError("the CPU kernel could not allocate its per-thread workspace")
+    return finish(exp.steps, l0, sum_v, sum_inv, tail, dead_at)
+
+
+def tanh(x: torch.Tensor) -> torch.Tensor:
+    """The kernel's vectorised tanh, applied to a 1-D tensor (for the accuracy tests)."""
+    lib = _library(BITS[x.dtype], *_shape(Experiment()))
+    x = x.contiguous()
+    out = torch.empty_like(x)
+    lib.zoomer_tanh(_pointer(x), _pointer(out), x.numel())
+    return out
+
+
+def _shape(exp: Experiment) -> tuple[int, int, int]:
+    return exp.width, exp.target_dim, exp.depth
+
+
+def _pad_rows(t: torch.Tensor) -> torch.Tensor:
+    """Zero rows appended along dim -2 up to a multiple of ROWS, contiguous."""
+    return F.pad(t, (0, 0, 0, -t.shape[-2] % ROWS)).contiguous()
+
+
+def _pointer(t):
+    """The tensor's data address, or NULL for None."""
+    return None if t is None else ctypes.c_void_p(t.data_ptr())
+
+
+@functools.lru_cache(maxsize=None)
+def _library(bits: int, width: int, target_dim: int, depth: int):
+    """The loaded kernel for this precision and shape, built if not cached; None if it cannot be."""
+    shape = dict(REAL_BITS=bits, WIDTH=width, TARGET_DIM=target_dim, DEPTH=depth, ROWS=ROWS)
+    command = [os.environ.get("CC", "gcc"), *FLAGS, *(f"-D{k}={v}" for k, v in shape.items())]
+    key = hashlib.sha256("\0".join([SOURCE.read_text(), *command, _cpu_identity()]).encode())
+    path = _cache_dir() / f"cpu_kernel_{key.hexdigest()[:16]}.so"
+    try:
+        if not path.exists():
+            _build(command, path)
+        lib = ctypes.CDLL(str(path))
+    except (OSError, subprocess.CalledProcessError) as err:
+        _warn_once(err)
+        return None
+    int_, long_, ptr = ctypes.c_int, ctypes.c_long, ctypes.c_void_p
+    lib.zoomer_train.restype = int_
+    lib.zoomer_train.argtypes = [
+        int_, int_,  # nonlinearity, steps
+        long_, long_, long_, long_,  # n_data, n_rows, batch_size, batch_rows
+        ptr, ptr, ptr, ptr,  # X, Y, batch_X, batch_Y
+        ctypes.POINTER(ptr),  # init: one pointer per layer
+        ptr, ptr, long_,  # lrs, offsets, B
+        ptr, ptr, ptr, ptr, ptr,  # l0, sum_v, sum_inv, tail, dead_at
+        int_,  # threads
+    ]
+    lib.zoomer_tanh.restype = None
+    lib.zoomer_tanh.argtypes = [ptr, ptr, long_]
+    return lib
+
+
+def _build(command: list[str], path: Path) -> None:
+    """Compile to a temporary name and rename, so concurrent builds never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=path.parent)
+    os.close(fd)
+    try:
+        subprocess.run([*command, "-o", tmp, str(SOURCE)], check=True, capture_output=True, text=True)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _cache_dir() -> Path:
+    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(os.environ.get("ZOOMER_CACHE_DIR", Path(root) / "zoomer"))
+
+
+def _cpu_identity() -> str:
+    """What -march=native compiles for: the CPU model and its feature flags."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            lines = [line for line in f if line.startswith(("model name", "flags"))]
+        return "".join(sorted(set(lines)))
+    except OSError:
+        return platform.processor() or platform.machine()
+
+
+def _warn_once(err: Exception) -> None:
+    global _warned
+    if not _warned:
+        detail = getattr(err, "stderr", None) or str(err)
+        warnings.warn(
+            f"zoomer's CPU kernel could not be built or loaded, using the torch path: {detail.strip()[:500]}"
+        )
+        _warned = True

@@ -1,0 +1,405 @@
+/* Fused CPU trainer: many independent training runs of zoomer's mean-field net at once.
+ *
+ * One SIMD lane = one run. A lane group (a vector's worth of runs) keeps its weights,
+ * gradients and a block of activations in cache (~36 KB at width 16 in float64) and trains
+ * for all steps; every operation, tanh included, is a full-width vector op on the group,
+ * and the data rows (shared by every run) are broadcast. Each gradient is a sum over data rows whose backward needs only that row's
+ * forward, so a step is one pass over the rows in small blocks, nothing materialised.
+ * Groups are independent and spread over the cores with OpenMP; lanes never mix, so a
+ * run's result does not depend on its neighbours, its position or the thread count.
+ *
+ * The shape is fixed at compile time (-D REAL_BITS=64|32 WIDTH TARGET_DIM DEPTH, and ROWS:
+ * data rows per block of the pass) so that every loop below has constant bounds and
+ * unrolls. zoomer/kernels/cpu.py builds and loads one library per shape; the maths mirrors
+ * zoomer.engine.Net.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if REAL_BITS == 64
+typedef double real;
+typedef int64_t lane_int;
+#define MANTISSA_BITS 52
+#else
+typedef float real;
+typedef int32_t lane_int;
+#define MANTISSA_BITS 23
+#endif
+
+#if defined(__AVX512F__)
+#define VBYTES 64
+#elif defined(__AVX__)
+#define VBYTES 32
+#else
+#define VBYTES 16
+#endif
+typedef real vec __attribute__((vector_size(VBYTES), aligned(VBYTES)));
+typedef lane_int ivec __attribute__((vector_size(VBYTES)));
+#define LANES ((int)(VBYTES / sizeof(real)))
+
+#define TAIL 20
+#define CAP 1e6
+
+enum { TANH, RELU, IDENTITY }; /* the order of NONLINEARITIES in cpu.py */
+
+/* The helpers below are small and hot: inlined, their sizes and strides become constants. */
+#define INLINE static inline __attribute__((always_inline))
+
+INLINE vec splat(real s) { return s - (vec){0}; } /* exact, unlike 0 + s */
+
+/* Lane-wise mask ? a : b (GCC's vector ?: is C++ only). */
+INLINE vec blend(ivec mask, vec a, vec b) {
+    return (vec)(((ivec)a & mask) | ((ivec)b & ~mask));
+}
+
+/* ---- tanh, vectorised and branch-free, ~1 ulp ------------------------------------------
+ * Cephes' method: tanh|x| = |x| + |x| s P(s)/Q(s), s = x^2, below 0.625; above it
+ * 1 - 2/(exp(2|x|) + 1). Both are A + B/C, so the lanes pick A, B, C and share one
+ * division. exp: 2|x| = k ln2 + r with |r| <= ln2/2, exp(r) by its Taylor series to where
+ * the next term is below an ulp, 2^k added to the exponent bits. */
+#if REAL_BITS == 64
+#define TANH_CLAMP 20.0 /* tanh rounds to 1 well below this; exp(2 * 20) cannot overflow */
+static const real TANH_P[] = {-9.64399179425052238628e-1, -9.92877231001918586564e1,
+                              -1.61468768441708447952e3};
+static const real TANH_Q[] = {1.12811678491632931402e2, 2.23548839060100448583e3,
+                              4.84406305325125486048e3}; /* leading 1 implied */
+#define EXP_DEGREE 13
+#define SHIFTER 0x1.8p52 /* adding it rounds to an integer, left in the low mantissa bits */
+#define LN2_HI 6.93147180369123816490e-01 /* Cody-Waite split: k * LN2_HI is exact */
+#define LN2_LO 1.90821492927058770002e-10
+#else
+#define TANH_CLAMP 10.0f
+static const real TANH_P[] = {-5.70498872745e-3f, 2.06390887954e-2f, -5.37397155531e-2f,
+                              1.33314422036e-1f, -3.33332819422e-1f};
+#define EXP_DEGREE 7
+#define SHIFTER 0x1.8p23f
+#define LN2_HI 0.693359375f
+#define LN2_LO -2.12194440e-4f
+#endif
+#define LOG2E 1.44269504088896340736
+#define N_TANH_P ((int)(sizeof(TANH_P) / sizeof(TANH_P[0])))
+
+/* sum_n c[n] x^n (n <= 16) by Estrin's scheme: t[i] + t[i+1] x for even i, then pairs of
+ * those with x^2, and so on; a tree of depth log2(n) where Horner's rule is a chain of n
+ * multiply-adds that would leave the pipelines waiting. */
+INLINE vec polynomial(vec x, const real *c, int n) {
+    vec t[16];
+    for (int i = 0; i < n; i++) t[i] = splat(c[i]);
+#pragma GCC unroll 4
+    for (int stride = 1; stride < 16; stride *= 2, x *= x)
+#pragma GCC unroll 8
+        for (int i = 0; i + stride < n; i += 2 * stride) t[i] += t[i + stride] * x;
+    return t[0];
+}
+
+/* exp(y) for 0 <= y <= 2 * TANH_CLAMP. */
+INLINE vec vexp(vec y) {
+    vec t = y * (real)LOG2E + SHIFTER;
+    vec k = t - SHIFTER;
+    vec r = y - k * LN2_HI - k * LN2_LO;
+    real inv_factorial[EXP_DEGREE + 1] = {1}; /* folded to constants by the compiler */
+    for (int n = 1; n <= EXP_DEGREE; n++) inv_factorial[n] = inv_factorial[n - 1] / n;
+    vec p = polynomial(r, inv_factorial, EXP_DEGREE + 1);
+    return p * (vec)(((ivec)t << MANTISSA_BITS) + (ivec)splat(1)); /* times 2^k; NaN stays NaN */
+}
+
+/* tanh of TANH_WAYS vectors, in place. Each step runs over all of them before the next, so
+ * their instructions interleave: while one waits on its exp or its division the pipelines
+ * have the others' work (the whole kernel ran ~10% faster than with one at a time). */
+#define TANH_WAYS 4
+#define EACH for (int w = 0; w < TANH_WAYS; w++)
+INLINE void vtanh(vec x[TANH_WAYS]) {
+    const ivec sign = (ivec)splat(-0.0);
+    vec ax[TANH_WAYS], s[TANH_WAYS], p[TANH_WAYS], q[TANH_WAYS], e[TANH_WAYS];
+    EACH ax[w] = (vec)((ivec)x[w] & ~sign);
+    EACH ax[w] = blend(ax[w] > TANH_CLAMP, splat(TANH_CLAMP), ax[w]); /* keeps NaN */
+    EACH s[w] = ax[w] * ax[w];
+    EACH p[w] = splat(TANH_P[0]);
+    for (int i = 1; i < N_TANH_P; i++) EACH p[w] = p[w] * s[w] + TANH_P[i];
+#if REAL_BITS == 64
+    EACH q[w] = ((s[w] + TANH_Q[0]) * s[w] + TANH_Q[1]) * s[w] + TANH_Q[2];
+#else
+    EACH q[w] = splat(1);
+#endif
+    EACH e[w] = vexp(ax[w] + ax[w]);
+    EACH {
+        ivec small = ax[w] < (real)0.625;
+        vec a = blend(small, ax[w], splat(1));
+        vec b = blend(small, ax[w] * s[w] * p[w], splat(-2));
+        vec c = blend(small, q[w], e[w] + 1);
+        x[w] = (vec)((ivec)(a + b / c) | ((ivec)x[w] & sign));
+    }
+}
+
+/* ---- the net ------------------------------------------------------------------------- */
+typedef struct {
+    vec hidden[DEPTH - 1][WIDTH][WIDTH]; /* layers 0 .. DEPTH-2, (fan_in, fan_out) */
+    vec out[WIDTH][TARGET_DIM];          /* the last layer */
+} Weights;
+
+/* Everything one lane group needs, allocated once per thread. */
+typedef struct {
+    Weights w, grad;
+    vec lr[DEPTH];
+    vec h[DEPTH][ROWS][WIDTH];      /* h[0] = the input rows, h[l] = hidden layer l's output */
+    vec delta[ROWS][WIDTH];         /* dL/d(pre-activation) of the layer being back-propagated */
+    vec delta_out[ROWS][TARGET_DIM];
+} Group;
+
+typedef struct {
+    int nonlinearity;
+    real act_scale[DEPTH]; /* sqrt2/sqrt(fan_in) (tanh, relu) or 1/sqrt(fan_in) per layer */
+    real out_scale;        /* 1/fan_in of the last layer: its 1/sqrt(fan_in), applied twice */
+} Net;
+
+/* ---- small matrix products, every lane its own ---------------------------------------
+ * A view of a matrix of vectors: element (p, q) is at[p * row + q * col], so a transpose
+ * is just other strides. All sizes and strides are constants once inlined. */
+typedef struct {
+    const vec *at;
+    int row, col;
+} View;
+#define AT(v, p, q) ((v).at[(p) * (v).row + (q) * (v).col])
+
+/* Tile sides: the largest of these that divides n, so tiles never overhang a matrix. */
+#define ROW_TILE(n) ((n) % 6 == 0 ? 6 : (n) % 4 == 0 ? 4 : (n) % 2 == 0 ? 2 : 1)
+#define COLUMN_TILE(n) ((n) % 2 == 0 ? 2 : 1)
+
+/* c[p][q] (+)= sum_s a(p, s) b(s, q) over one tile, its pt x qt sums held in registers. */
+INLINE void product_tile(int p0, int q0, int pt, int qt, int n, View a, View b, vec *c,
+                         int c_row, int accumulate) {
+    vec acc[6][2]; /* up to ROW_TILE x COLUMN_TILE */
+    for (int p = 0; p < pt; p++)
+        for (int q = 0; q < qt; q++)
+            acc[p][q] = accumulate ? c[(p0 + p) * c_row + q0 + q] : splat(0);
+    for (int s = 0; s < n; s++)
+        for (int p = 0; p < pt; p++)
+            for (int q = 0; q < qt; q++) acc[p][q] += AT(a, p0 + p, s) * AT(b, s, q0 + q);
+    for (int p = 0; p < pt; p++)
+        for (int q = 0; q < qt; q++) c[(p0 + p) * c_row + q0 + q] = acc[p][q];
+}
+
+/* c (m x k, row-major) (+)= a (m x n) b (n x k), in tiles of up to 6 x 2: twelve
+ * independent sums hide the latency of the fused multiply-adds, and each value loaded
+ * serves two or six of them. */
+INLINE void product(int m, int n, int k, View a, View b, vec *c, int accumulate) {
+    const int pt = ROW_TILE(m), qt = COLUMN_TILE(k);
+    for (int p = 0; p < m; p += pt)
+        for (int q = 0; q < k; q += qt) product_tile(p, q, pt, qt, n, a, b, c, k, accumulate);
+}
+
+/* The views a layer's products use: rows of activations, its weights, their transposes. */
+#define ROWS_OF(m, width) ((View){(const vec *)(m), (width), 1})
+#define COLUMNS_OF(m, width) ((View){(const vec *)(m), 1, (width)})
+
+/* ---- the net, one block of ROWS data rows at a time ------------------------------------ */
+/* Hidden layer `layer`'s output from its pre-activations p = h @ W, in place. One loop per
+ * nonlinearity, so the independent tanh's of a block overlap in the pipeline. */
+INLINE void activate(const Net *net, int layer, vec p[ROWS][WIDTH]) {
+    const vec c = splat(net->act_scale[layer]);
+    vec *e = &p[0][0];
+    const int n = ROWS * WIDTH;
+    switch (net->nonlinearity) {
+    case TANH: /* n is a multiple of TANH_WAYS, as ROWS is */
+        for (int i = 0; i < n; i++) e[i] *= c;
+        for (int i = 0; i < n; i += TANH_WAYS) vtanh(&e[i]);
+        break;
+    case RELU: /* NaN stays NaN, like torch.relu */
+        for (int i = 0; i < n; i++) e[i] = blend(e[i] < 0, splat(0), e[i]) * c;
+        break;
+    default:
+        for (int i = 0; i < n; i++) e[i] *= c;
+    }
+}
+
+/* delta *= d act / d p of hidden layer `layer`, written with its output h. */
+INLINE void times_activation_grad(const Net *net, int layer, const vec h[ROWS][WIDTH],
+                                  vec delta[ROWS][WIDTH]) {
+    const vec c = splat(net->act_scale[layer]);
+    const vec *y = &h[0][0];
+    vec *d = &delta[0][0];
+    const int n = ROWS * WIDTH;
+    switch (net->nonlinearity) {
+    case TANH:
+        for (int i = 0; i < n; i++) d[i] *= (1 - y[i] * y[i]) * c;
+        break;
+    case RELU:
+        for (int i = 0; i < n; i++) d[i] *= blend(y[i] > 0, c, splat(0));
+        break;
+    default:
+        for (int i = 0; i < n; i++) d[i] *= c;
+    }
+}
+
+/* One pass over `rows` data rows (a multiple of ROWS): the summed squared error of every
+ * lane, and with `backward` also grad += grad_scale * (1/2) d(summed squared error)/dw. */
+static vec pass(const Net *net, Group *g, const real *X, const real *Y, long rows,
+                int backward, real grad_scale) {
+    vec sse = splat(0);
+    for (long r0 = 0; r0 < rows; r0 += ROWS) {
+        for (int r = 0; r < ROWS; r++)
+            for (int i = 0; i < WIDTH; i++) g->h[0][r][i] = splat(X[(r0 + r) * WIDTH + i]);
+        for (int l = 0; l < DEPTH - 1; l++) {
+            product(ROWS, WIDTH, WIDTH, ROWS_OF(g->h[l], WIDTH), ROWS_OF(g->w.hidden[l], WIDTH),
+                    &g->h[l + 1][0][0], 0);
+            activate(net, l, g->h[l + 1]);
+        }
+        product(ROWS, WIDTH, TARGET_DIM, ROWS_OF(g->h[DEPTH - 1], WIDTH),
+                ROWS_OF(g->w.out, TARGET_DIM), &g->delta_out[0][0], 0);
+        for (int r = 0; r < ROWS; r++)
+            for (int k = 0; k < TARGET_DIM; k++) {
+                vec res = g->delta_out[r][k] * net->out_scale - Y[(r0 + r) * TARGET_DIM + k];
+                sse += res * res;
+                g->delta_out[r][k] = res * grad_scale;
+            }
+        if (!backward) continue;
+
+        /* grad_W = h^T delta; delta below = (delta W^T) * act'(h) */
+        product(WIDTH, ROWS, TARGET_DIM, COLUMNS_OF(g->h[DEPTH - 1], WIDTH),
+                ROWS_OF(g->delta_out, TARGET_DIM), &g->grad.out[0][0], 1);
+        product(ROWS, TARGET_DIM, WIDTH, ROWS_OF(g->delta_out, TARGET_DIM),
+                COLUMNS_OF(g->w.out, TARGET_DIM), &g->delta[0][0], 0);
+        times_activation_grad(net, DEPTH - 2, g->h[DEPTH - 1], g->delta);
+        for (int l = DEPTH - 2; l >= 0; l--) {
+            product(WIDTH, ROWS, WIDTH, COLUMNS_OF(g->h[l], WIDTH), ROWS_OF(g->delta, WIDTH),
+                    &g->grad.hidden[l][0][0], 1);
+            if (l == 0) break;
+            vec below[ROWS][WIDTH];
+            product(ROWS, WIDTH, WIDTH, ROWS_OF(g->delta, WIDTH),
+                    COLUMNS_OF(g->w.hidden[l], WIDTH), &below[0][0], 0);
+            times_activation_grad(net, l - 1, g->h[l], below);
+            memcpy(g->delta, below, sizeof below);
+        }
+    }
+    return sse;
+}
+
+/* The running sums of zoomer.score.ScoreAccumulator, one lane group's worth. */
+typedef struct {
+    real *l0, *sum_v, *sum_inv, *tail;
+    int64_t *dead_at;
+} Sums;
+
+/* ScoreAccumulator.add for step t of runs first .. first+n-1; returns whether any lives. */
+static int record(const Sums *s, long first, int n, int t, int steps, const real *loss) {
+    int any_alive = 0;
+    for (int lane = 0; lane < n; lane++) {
+        long b = first + lane;
+        real l = loss[lane];
+        int finite = l - l == 0;
+        if (t == 0) s->l0[b] = finite ? l : (real)CAP;
+        int alive = s->dead_at[b] == steps;
+        real keep = alive && finite;
+        real v = (finite ? l : s->l0[b]) / s->l0[b];
+        if (v > (real)CAP) v = CAP;
+        s->sum_v[b] += v * keep;
+        s->sum_inv[b] += keep / (v < (real)(1 / CAP) ? (real)(1 / CAP) : v); /* 1/v capped, as score.py */
+        if (t >= steps - TAIL) s->tail[b] += v * keep;
+        if (alive && !finite) s->dead_at[b] = t;
+        any_alive |= alive && finite;
+    }
+    return any_alive;
+}
+
+typedef struct {
+    int steps;
+    long n_rows, batch_rows; /* rows in X and per minibatch, zero-padded to a multiple of ROWS */
+    real loss_scale, grad_scale; /* 1/(n k) and 2 out_scale/(m k) for m gradient rows */
+    const real *X, *Y;             /* (n_rows, WIDTH), (n_rows, TARGET_DIM), zero-padded */
+    const real *batch_X, *batch_Y; /* (steps, batch_rows, ...) minibatch rows, or NULL */
+    const real *init[DEPTH];       /* initial weights (fan_in, fan_out), shared */
+    const real *lrs, *offsets;     /* (B, DEPTH), (B,) */
+} Problem;
+
+/* Train runs first .. first+n-1 (n <= LANES) for all steps; the padding lanes copy run
+ * `first` and are never recorded. */
+static void train_group(const Problem *p, const Net *net, const Sums *sums, Group *g,
+                        long first, int n) {
+    for (int lane = 0; lane < LANES; lane++) {
+        long b = first + (lane < n ? lane : 0);
+        for (int l = 0; l < DEPTH; l++) g->lr[l][lane] = p->lrs[b * DEPTH + l];
+        for (int l = 0; l < DEPTH - 1; l++)
+            for (int i = 0; i < WIDTH; i++)
+                for (int j = 0; j < WIDTH; j++)
+                    g->w.hidden[l][i][j][lane] =
+                        p->init[l][i * WIDTH + j] + (l == 0 ? p->offsets[b] : 0);
+        for (int i = 0; i < WIDTH; i++)
+            for (int k = 0; k < TARGET_DIM; k++)
+                g->w.out[i][k][lane] = p->init[DEPTH - 1][i * TARGET_DIM + k];
+    }
+    for (int t = 0; t < p->steps; t++) {
+        memset(&g->grad, 0, sizeof(Weights));
+        vec sse;
+        if (p->batch_X == NULL) {
+            sse = pass(net, g, p->X, p->Y, p->n_rows, 1, p->grad_scale);
+        } else { /* the scored loss is the full-batch loss; the step uses the minibatch */
+            sse = pass(net, g, p->X, p->Y, p->n_rows, 0, 0);
+            pass(net, g, p->batch_X + t * p->batch_rows * WIDTH,
+                 p->batch_Y + t * p->batch_rows * TARGET_DIM, p->batch_rows, 1, p->grad_scale);
+        }
+        vec loss = sse * p->loss_scale;
+        if (!record(sums, first, n, t, p->steps, (const real *)&loss)) break;
+        for (int l = 0; l < DEPTH - 1; l++)
+            for (int i = 0; i < WIDTH; i++)
+                for (int j = 0; j < WIDTH; j++)
+                    g->w.hidden[l][i][j] -= g->lr[l] * g->grad.hidden[l][i][j];
+        for (int i = 0; i < WIDTH; i++)
+            for (int k = 0; k < TARGET_DIM; k++)
+                g->w.out[i][k] -= g->lr[DEPTH - 1] * g->grad.out[i][k];
+    }
+}
+
+/* Train B runs and fill their running sums (l0, sum_v, sum_inv, tail, dead_at: (B,)).
+ * n_data and batch_size are the real row counts (batch_X NULL: full batch), n_rows and
+ * batch_rows the padded ones. Returns 0, or -1 if a thread could not allocate its workspace. */
+int zoomer_train(int nonlinearity, int steps, long n_data, long n_rows, long batch_size,
+                 long batch_rows, const real *X, const real *Y, const real *batch_X,
+                 const real *batch_Y,
+                 const real *const *init, const real *lrs, const real *offsets, long B,
+                 real *l0, real *sum_v, real *sum_inv, real *tail, int64_t *dead_at,
+                 int threads) {
+    double c = 1 / __builtin_sqrt((double)WIDTH); /* every layer's fan_in is WIDTH */
+    Net net = {.nonlinearity = nonlinearity, .out_scale = c * c};
+    for (int l = 0; l < DEPTH; l++)
+        net.act_scale[l] = nonlinearity == IDENTITY ? c : __builtin_sqrt(2.0) * c;
+    long grad_rows = batch_X ? batch_size : n_data;
+    Problem p = {
+        .steps = steps, .n_rows = n_rows, .batch_rows = batch_rows,
+        .loss_scale = 1.0 / ((double)n_data * TARGET_DIM),
+        .grad_scale = 2 * c * c / ((double)grad_rows * TARGET_DIM),
+        .X = X, .Y = Y, .batch_X = batch_X, .batch_Y = batch_Y, .lrs = lrs, .offsets = offsets,
+    };
+    for (int l = 0; l < DEPTH; l++) p.init[l] = init[l];
+    Sums sums = {l0, sum_v, sum_inv, tail, dead_at};
+    for (long b = 0; b < B; b++) {
+        l0[b] = sum_v[b] = sum_inv[b] = tail[b] = 0;
+        dead_at[b] = steps;
+    }
+    long groups = (B + LANES - 1) / LANES;
+    int failed = 0;
+#pragma omp parallel num_threads(threads) reduction(| : failed)
+    {
+        size_t size = (sizeof(Group) + VBYTES - 1) / VBYTES * VBYTES;
+        Group *g = aligned_alloc(VBYTES, size);
+        failed = g == NULL;
+#pragma omp for schedule(dynamic, 1)
+        for (long k = 0; k < groups; k++) {
+            long first = k * LANES;
+            if (g) train_group(&p, &net, &sums, g, first, B - first < LANES ? B - first : LANES);
+        }
+        free(g);
+    }
+    return failed ? -1 : 0;
+}
+
+/* tanh of n values, for the accuracy test. */
+void zoomer_tanh(const real *x, real *out, long n) {
+    for (long i = 0; i < n; i += TANH_WAYS * LANES) {
+        vec v[TANH_WAYS] = {{0}};
+        long m = n - i < TANH_WAYS * LANES ? n - i : TANH_WAYS * LANES;
+        memcpy(v, x + i, m * sizeof(real));
+        vtanh(v);
+        memcpy(out + i, v, m * sizeof(real));
+    }
+}
