@@ -177,3 +177,17 @@ def test_score_definition_caps_and_never_overflows():
     assert score_from_losses(blown) == pytest.approx(1 + 0.1 + 21 / CAP)
     underflow = torch.tensor([1.0, 1e3] + [0.0] * 21 + [1e9], dtype=torch.float32)
     assert torch.isfinite(score_from_losses(underflow))
+
+
+@pytest.mark.parametrize("name", ["tanh", "relu", "identity", "minibatch", "single_datapoint", "paraminit"])
+def test_each_paper_condition_default_window_holds_both_classes(name):
+    from hydra import compose, initialize_config_module
+
+    import zoomer.cli  # noqa: F401  registers the config schema
+
+    with initialize_config_module(config_module="zoomer.conf", version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"experiment={name}"])
+    exp = zoomer.Experiment.from_config(cfg.experiment)
+    win = zoomer.Window.from_bounds(tuple(cfg.experiment.window.x), tuple(cfg.experiment.window.y))
+    s = zoomer.landscape(exp, win, (64, 64))
+    assert (s < 0).mean() > 0.05 and (s > 0).mean() > 0.05, (s < 0).mean()
