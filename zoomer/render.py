@@ -223,6 +223,7 @@ def missing_frames(plan: Plan, store: FrameStore) -> list[int]:
 
 def encode(exp, plan: Plan, store: FrameStore, video: VideoConfig, color: ColorConfig, path: Path, poster: Path):
     """Colour the stored frames and stream them to the video file; writes a poster PNG."""
+    # Frames are read twice (references first, then colours) so no render holds them all.
     load = lambda i: store.load(frame_key(store, plan.windows[i], plan.size))  # noqa: E731
     refs = [Reference.from_scores(load(i), color.n_quantiles) for i in range(len(plan.windows))]
     if plan.strategy == "exact":
@@ -260,7 +261,8 @@ def _keyframe_frames(exp, plan: Plan, load, refs, video: VideoConfig, color: Col
 
     def keyframe(k: int) -> torch.Tensor:
         if k not in cache:
-            cache.clear() if len(cache) > 2 else None
+            if len(cache) > 2:  # frames only move forward: older keyframes are done with
+                cache.clear()
             rgb = color_frame(load(k), refs[k], colour_only, exp.readout)
             cache[k] = torch.from_numpy(rgb.astype(np.float32)).permute(2, 0, 1)[None]
         return cache[k]
