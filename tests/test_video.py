@@ -132,6 +132,8 @@ def test_video_presets(name, size):
     config.validate()
     if size:
         assert (config.width, config.height) == size and config.n_frames == 300
+    elif name == "preview":  # the default video: small, and at least 8 s long (issue #3)
+        assert config.width * config.height <= 480 * 270 and 8 <= config.duration_s <= 10
     else:
         assert config.width * config.height <= 480 * 270 and config.duration_s <= 6
     assert config.format == ("gif" if name == "gif" else "mp4")
