@@ -14,7 +14,6 @@ import json
 import logging
 import math
 import os
-import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from . import engine
 from .color import ColorConfig, Reference, color_frame, smooth_references, supersample_colors
 from .experiment import Experiment
 from .precision import PRECISIONS, resolve_precision
+from .provenance import provenance
 from .store import FrameStore, write_atomic
 from .target import Target, find_target
 from .video import VideoConfig, VideoWriter, draw_overlay, overlay_lines, save_png
@@ -430,8 +430,6 @@ def _plain(value):
 def metadata(cfg, exp, plan: Plan, device, precision, timings, counts, missing, outputs, store) -> dict:
     from omegaconf import OmegaConf
 
-    from . import __version__
-
     return {
         "config": OmegaConf.to_container(cfg, resolve=True),
         "target": plan.target.to_dict(),
@@ -441,23 +439,13 @@ def metadata(cfg, exp, plan: Plan, device, precision, timings, counts, missing, 
         "frame_windows": [w.to_dict() for w in plan.frame_windows],
         "frames": {**counts, "missing": missing, "store": str(store.root)},
         "timings": {k: round(v, 3) for k, v in timings.items()},
-        "device": _device_name(device),
+        **provenance(device),
         "precision": precision,
         "computed_dtypes": [
             str(resolve_precision(precision, exp, w, plan.size)).removeprefix("torch.") for w in plan.windows
         ],
-        "versions": {
-            "zoomer": __version__, "torch": torch.__version__, "numpy": np.__version__,
-            "python": platform.python_version(),
-        },
         "outputs": outputs,
     }
-
-
-def _device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"cpu: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
 
 
 def _ranges(indices: list[int]) -> str:

@@ -4,9 +4,7 @@ resolved for the engine, and the record of how a result was made (written beside
 from __future__ import annotations
 
 import json
-import platform
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +13,7 @@ import torch
 from .config import StudyConfig
 from .engine import resolve_device, resolve_dtype
 from .experiment import Experiment
+from .provenance import provenance
 from .target import find_target
 from .window import Window
 
@@ -47,20 +46,8 @@ class Study:
         return float(cfg.target[0]), float(cfg.target[1])
 
     def provenance(self) -> dict:
-        """Versions and the device: enough to tell whether two results can be compared."""
-        packages = ("zoomer", "torch", "numpy", "hydra-core", "pillow", "matplotlib")
-        versions = {"python": platform.python_version()}
-        for name in packages:
-            try:
-                versions[name] = metadata.version(name)
-            except metadata.PackageNotFoundError:
-                pass
-        device = str(self.device)
-        if self.device.type == "cuda":
-            device += f" ({torch.cuda.get_device_name(self.device)})"
-        else:
-            device += f" ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-        return {"device": device, "dtype": str(self.dtype).removeprefix("torch."), "versions": versions}
+        """Versions, the device and the dtype: enough to tell whether two results compare."""
+        return {**provenance(self.device), "dtype": str(self.dtype).removeprefix("torch.")}
 
 
 def write_json(path: Path, data: dict) -> None:
