@@ -80,7 +80,7 @@ class Window:
     def axes(self, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         """Pixel coordinates (xs of length W, ys of length H) for size = (H, W)."""
         h, w = check_size(size)
-        return _linspace(*self.x_bounds, w, self.cx), _linspace(*self.y_bounds, h, self.cy)
+        return _pixels(self.cx, self.half_w, w), _pixels(self.cy, self.half_h, h)
 
     def grid(self, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         """Flattened (x, y) coordinates of every pixel, row-major from the lowest y."""
@@ -109,9 +109,16 @@ class Window:
         return {"x": list(self.x_bounds), "y": list(self.y_bounds)}
 
 
-def _linspace(lo: float, hi: float, n: int, mid: float) -> np.ndarray:
-    """n points from lo to hi inclusive; a single pixel sits at the centre."""
-    return np.array([mid]) if n == 1 else np.linspace(lo, hi, n)
+def _pixels(mid: float, half: float, n: int) -> np.ndarray:
+    """n points from mid - half to mid + half inclusive; a single pixel sits at the centre.
+
+    Written as mid + offset * step so that nested grids hit the same numbers: with n odd,
+    every other pixel of a window zoomed 2x about its centre is bit-for-bit a pixel of the
+    wider window (its step is exactly half), which lets keyframes reuse each other's runs.
+    """
+    if n == 1:
+        return np.array([mid])
+    return mid + (np.arange(n) - (n - 1) / 2) * (2 * half / (n - 1))
 
 
 def check_size(size) -> tuple[int, int]:

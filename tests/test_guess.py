@@ -1,0 +1,80 @@
+"""Solid guessing trains few runs on a coherent frame, keeps its classes, and is replayable;
+keyframes reuse each other's runs with results identical to training them again."""
+import numpy as np
+import pytest
+
+from zoomer import Experiment, Window, landscape
+from zoomer.guess import solid_guess, trained_pixels
+
+
+def disc(size=(61, 97)) -> np.ndarray:
+    """A smooth field: diverged (positive) inside a disc, converged outside."""
+    h, w = size
+    y, x = np.mgrid[0:h, 0:w]
+    r = np.hypot((y - h / 2) / h, (x - w / 3) / w)
+    return np.where(r < 0.3, 1 + r, -(1 + r))
+
+
+def guessed(truth, step):
+    asked = []
+
+    def train(i, j):
+        asked.append((i.copy(), j.copy()))
+        return truth[i, j]
+
+    return solid_guess(train, truth.shape, step), asked
+
+
+@pytest.mark.parametrize("step", [2, 4, 8])
+def test_a_coherent_frame_trains_few_runs_and_keeps_every_class(step):
+    truth = disc()
+    scores, asked = guessed(truth, step)
+    trained = sum(len(i) for i, _ in asked)
+    assert trained < (0.45 if step == 2 else 0.35) * truth.size  # a small frame: much of it is edge
+    np.testing.assert_array_equal(scores > 0, truth > 0)
+    pairs = np.concatenate([i * truth.shape[1] + j for i, j in asked])
+    assert len(np.unique(pairs)) == len(pairs), "no pixel is trained twice"
+    interpolated = np.abs(scores - truth)
+    assert interpolated.max() < 0.05, "smooth areas are interpolated closely"
+
+
+def test_static_trains_everything_and_step_one_is_exact():
+    rng = np.random.default_rng(0)
+    noise = rng.choice([-1.0, 1.0], size=(33, 47)) * rng.uniform(1, 2, size=(33, 47))
+    scores, asked = guessed(noise, 4)
+    assert sum(len(i) for i, _ in asked) > 0.9 * noise.size
+    exact, asked = guessed(noise, 1)
+    np.testing.assert_array_equal(exact, noise)
+    assert len(asked) == 1 and len(asked[0][0]) == noise.size
+
+
+def test_replay_recovers_the_trained_pixels():
+    truth = disc()
+    scores, asked = guessed(truth, 4)
+    mask = np.zeros(truth.shape, bool)
+    for i, j in asked:
+        mask[i, j] = True
+    np.testing.assert_array_equal(trained_pixels(scores, 4), mask)
+
+
+def test_a_bad_guess_step_names_the_setting():
+    with pytest.raises(ValueError, match="render.guess"):
+        landscape(Experiment(steps=20), Window(0, 0, 1, 1), (8, 8), guess=3)
+
+
+@pytest.mark.parametrize("guess", [1, 4])
+def test_reused_runs_give_the_frame_training_would(guess):
+    """Keyframe k+1 (2x deeper, odd size) holds every other pixel of keyframe k's centre
+    bit for bit; handing those runs to keyframe k changes nothing but the work."""
+    exp = Experiment(steps=30)
+    outer = Window(1.0099, 2.3392, 0.02, 0.02 * 9 / 16)
+    h, w = size = (21, 37)
+    inner = landscape(exp, outer.zoom(2.0), size, guess=guess)
+    trained = trained_pixels(inner, guess)
+    i, j = np.arange(5, 16), np.arange(9, 28)  # keyframe k's middle half each way
+    ii, jj = np.ix_(2 * i - (h - 1) // 2, 2 * j - (w - 1) // 2)
+    known = np.full(size, np.nan)
+    known[np.ix_(i, j)] = np.where(trained[ii, jj], inner[ii, jj], np.nan)
+    assert np.isfinite(known).sum() > 50
+    np.testing.assert_array_equal(landscape(exp, outer, size, guess=guess, known=known),
+                                  landscape(exp, outer, size, guess=guess))
