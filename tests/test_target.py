@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import zoomer
-from zoomer.target import find_target
+from zoomer.target import coherence, find_target, speckle
 from zoomer.window import zoom_path
 
 CONDITIONS = {
@@ -28,7 +28,17 @@ def test_auto_target_keeps_both_classes_near_the_centre_at_every_level(name):
             s = zoomer.landscape(exp, window, (21, 21), dtype="float32")
             centre = s[8:13, 8:13]  # the central fifth
             assert (centre < 0).any() and (centre > 0).any(), (name, seed, window)
+            assert coherence(s) > 0.15, ("a boundary, not static", name, seed, window)
     assert len(points) >= 2, "different seeds should give different targets"
+
+
+def test_static_is_told_from_a_boundary():
+    rng = np.random.default_rng(0)
+    static = rng.choice([-1.0, 1.0], size=(40, 60))
+    y, x = np.mgrid[0:40, 0:60]
+    wavy = np.where(y > 20 + 5 * np.sin(x / 4), 1.0, -1.0)
+    assert abs(coherence(static)) < 0.05 and coherence(wavy) > 0.9
+    assert speckle(static).mean() > 0.15 and speckle(wavy).mean() < 0.01
 
 
 def test_zoom_path_is_constant_speed_in_log_scale_and_keeps_the_aspect():

@@ -38,7 +38,9 @@ def measure(cfg: DimensionConfig, out: Path, config: dict | None = None) -> dict
     study = Study.of(cfg)
     exp, size = study.experiment, (cfg.size, cfg.size)
     started = time.perf_counter()
-    center = study.center(cfg, study.start)
+    # The boundary where the search finds most of it, chaotic patches included: a
+    # measurement must not pick the smoother parts of what it measures.
+    center = study.center(cfg, study.start, avoid_static=False)
     windows = [study.start.zoom(cfg.zoom_factor**k, center) for k in range(cfg.levels)]
     for window in windows:  # refuse a zoom too deep for float64 before training anything
         window.check_resolution(size)

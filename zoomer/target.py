@@ -6,6 +6,12 @@ a boundary pixel near its centre where the next, smaller window holds much bound
 zoom in around it, repeat. Because each move is small against its window, the final
 point stays near the boundary seen at every earlier scale; `verify` then checks every
 level's central fifth for both classes with windows centred on the final point.
+
+"Much boundary" must not mean noise: next to its crisp edges the landscape has chaotic
+patches where neighbouring runs land in either class at random, at every depth. Such a
+patch holds the most boundary pixels of all, but zooms into static, and no amount of
+zoom resolves it. The search therefore ranks only candidates whose next window is
+coherent (few speckle pixels), and verification requires coherence at every level.
 """
 from __future__ import annotations
 
@@ -28,6 +34,13 @@ log = logging.getLogger(__name__)
 CENTRAL_RADIUS = 0.06
 CENTRAL_SHARE = 0.2  # the "central fifth" that must hold both classes
 TOP_SHARE = 0.1  # the seed picks among this share of the best candidates
+# Speckle: pixels whose class differs from at least 5 of their 8 neighbours. A crisp or
+# fractal edge has few (1% of the pixels in the tanh start window); a chaotic patch has
+# about a quarter. MAX_SPECKLE bounds their share of a candidate's boundary pixels.
+MAX_SPECKLE = 0.1
+# Verification: every level's coherence (below) at least this. Static scores about 0.05;
+# boundaries score 0.2 (15 px float32 landscapes two decades deep) to 0.95 (crisp edges).
+MIN_COHERENCE = 0.15
 
 
 @dataclass(frozen=True)
@@ -50,6 +63,33 @@ def holds_both_classes(scores: np.ndarray, share: float = CENTRAL_SHARE) -> bool
     return bool((centre < 0).any() and (centre > 0).any())
 
 
+def speckle(scores: np.ndarray) -> np.ndarray:
+    """Boolean (H, W): pixels whose class differs from at least 5 of their 8 neighbours."""
+    below = np.asarray(scores) < 0
+    h, w = below.shape
+    padded = np.pad(below, 1, mode="edge")
+    differ = sum(
+        (padded[1 + di : 1 + di + h, 1 + dj : 1 + dj + w] != below).astype(np.int8)
+        for di in (-1, 0, 1) for dj in (-1, 0, 1) if di or dj
+    )
+    return differ >= 5
+
+
+def coherence(scores: np.ndarray) -> float:
+    """How much more often neighbouring pixels share a class than chance would have it.
+
+    1 for a clean edge, about 0 for static whatever its mix of classes: the share of
+    same-class horizontal and vertical neighbours, less the share p^2 + (1-p)^2 that
+    independent pixels with a share p of diverged runs would give, over 1 less that.
+    """
+    below = np.asarray(scores) < 0
+    same = np.count_nonzero(below[1:] == below[:-1]) + np.count_nonzero(below[:, 1:] == below[:, :-1])
+    agree = same / (below[1:].size + below[:, 1:].size)
+    p = below.mean()
+    chance = p * p + (1 - p) * (1 - p)
+    return float((agree - chance) / (1 - chance)) if chance < 1 else 1.0
+
+
 def find_target(
     exp: Experiment,
     start: Window,
@@ -62,12 +102,15 @@ def find_target(
     progress=None,
     verify: bool = True,
     attempts: int = 4,
+    avoid_static: bool = True,
 ) -> Target:
     """A point whose neighbourhood holds both classes from `start` down to `depth` decades.
 
     resolution is the side of each level's search landscape in pixels; zoom_per_level the
-    magnification between levels. Different seeds pick different targets. Raises
-    RuntimeError if no attempt finds a target that passes verification.
+    magnification between levels. Different seeds pick different targets. avoid_static
+    (for videos) steers clear of chaotic patches; a measurement of the boundary's
+    dimension goes wherever the boundary is densest. Raises RuntimeError if no attempt
+    finds a target that passes verification.
     """
     if not depth > 0:
         raise ValueError(f"zoom.depth must be > 0 decades, got {depth!r}")
@@ -77,9 +120,9 @@ def find_target(
         raise ValueError(f"zoom.search_resolution must be an integer >= 8, got {resolution!r}")
     rng = np.random.default_rng(seed)
     for attempt in range(attempts):
-        point = _refine(exp, start, depth, rng, resolution, zoom_per_level, device, dtype, progress)
+        point = _refine(exp, start, depth, rng, resolution, zoom_per_level, device, dtype, progress, avoid_static)
         target = Target(point, _levels(start, point, depth), depth)
-        if not verify or _verified(exp, target, resolution, device, dtype, progress):
+        if not verify or _verified(exp, target, resolution, device, dtype, progress, avoid_static):
             log.info("zoom target %s (seed %d, attempt %d)", point, seed, attempt + 1)
             return target
         log.info("target %s lost the boundary at some depth; searching again", point)
@@ -96,19 +139,19 @@ def _levels(start: Window, point, depth: float) -> tuple[Window, ...]:
     return tuple(Window.around(point, start.width / 10**d, aspect) for d in decades)
 
 
-def _refine(exp, start, depth, rng, resolution, zoom, device, dtype, progress):
+def _refine(exp, start, depth, rng, resolution, zoom, device, dtype, progress, avoid_static):
     size = (resolution, max(8, round(resolution * start.half_w / start.half_h)))
     window, final_width = start, start.width / 10**depth
     while True:
         scores = landscape(exp, window, size, device=device, dtype=dtype, progress=progress)
-        point = _pick(scores, window, rng, first=window is start, zoom=zoom)
+        point = _pick(scores, window, rng, first=window is start, zoom=zoom, avoid_static=avoid_static)
         if window.width <= final_width:
             return point
         window = Window.around(point, window.width / zoom, window.half_w / window.half_h)
 
 
-def _pick(scores, window: Window, rng, first: bool, zoom: float):
-    """A boundary corner near the centre with much boundary in the next window."""
+def _pick(scores, window: Window, rng, first: bool, zoom: float, avoid_static: bool):
+    """A boundary corner near the centre with much boundary, not static, in the next window."""
     edge = edges(scores)
     if not edge.any():
         raise RuntimeError(
@@ -122,13 +165,18 @@ def _pick(scores, window: Window, rng, first: bool, zoom: float):
     gy, gx = np.meshgrid(uy, ux, indexing="ij")
     radius = 0.8 if first else CENTRAL_RADIUS * 2
     # How much boundary the next window (1/zoom as wide) would hold around each corner.
-    density = _box_sum(edge, max(1, round(h / zoom / 2)), max(1, round(w / zoom / 2)))
+    ry, rx = max(1, round(h / zoom / 2)), max(1, round(w / zoom / 2))
+    density = _box_sum(edge, ry, rx)
+    noise = _box_sum(speckle(scores)[:-1, :-1], ry, rx)
+    coherent = noise <= MAX_SPECKLE * density
     for grow in (1.0, 1.5, 2.0, 3.0, 5.0):
         allowed = edge & (np.abs(gx) <= radius * grow) & (np.abs(gy) <= radius * grow)
         if allowed.any():
             break
     else:
         allowed = edge
+    if avoid_static and (allowed & coherent).any():
+        allowed &= coherent
     cand = np.flatnonzero(allowed)
     weight = density.ravel()[cand]
     best = cand[weight >= np.quantile(weight, 1 - TOP_SHARE)]
@@ -148,14 +196,15 @@ def _box_sum(mask: np.ndarray, ry: int, rx: int) -> np.ndarray:
     return c[i1][:, j1] - c[i0][:, j1] - c[i1][:, j0] + c[i0][:, j0]
 
 
-def _verified(exp, target: Target, resolution, device, dtype, progress) -> bool:
-    """Each half decade, centred on the final point, holds both classes in its central fifth."""
+def _verified(exp, target: Target, resolution, device, dtype, progress, avoid_static) -> bool:
+    """Each half decade, centred on the final point, holds both classes in its central fifth
+    and is a coherent picture, not static."""
     start = target.levels[0]
     side = max(15, resolution // 2) | 1  # odd, so the target sits on the centre pixel
     size = (side, max(15, round(side * start.half_w / start.half_h)) | 1)
     for d in np.arange(0.0, target.depth + 1e-9, 0.5):
         window = start.zoom(10**d, center=target.point)
         scores = landscape(exp, window, size, device=device, dtype=dtype, progress=progress)
-        if not holds_both_classes(scores):
+        if not holds_both_classes(scores) or (avoid_static and coherence(scores) < MIN_COHERENCE):
             return False
     return True
