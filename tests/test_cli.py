@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from hydra import compose, initialize_config_module
 
 import zoomer.cli  # noqa: F401  registers the schema
@@ -116,7 +117,38 @@ def test_manual_target_and_final_width(tmp_path):
 
 
 def test_automatic_target_search_end_to_end(tmp_path):
-    run_app(tmp_path, *TINY, "zoom=auto", "zoom.target=null", "zoom.search_resolution=12", "zoom.seed=1")
+    run_app(tmp_path, *TINY, "zoom=auto", "zoom.target=null", "zoom.search_resolution=12", "zoom.seed=1",
+            "zoom.depth=2.0", "video.width=48", "video.height=28", "video.duration_s=3")
     meta = json.loads((tmp_path / "metadata.json").read_text())
     assert meta["config"]["zoom"]["target"] is None and len(meta["target"]["point"]) == 2
     assert json.loads((tmp_path / "frames" / "target.json").read_text())["point"] == meta["target"]["point"]
+    assert frames_without_both_classes_in_the_central_fifth(tmp_path, meta) == []
+
+
+def frames_without_both_classes_in_the_central_fifth(run_dir, meta) -> list:
+    """Video frames whose central fifth (each way), read from the stored keyframe that
+    covers the frame most finely, does not hold both classes."""
+    from omegaconf import OmegaConf
+
+    from zoomer import render
+    from zoomer.color import ColorConfig
+    from zoomer.store import FrameStore
+    from zoomer.video import VideoConfig
+
+    cfg = OmegaConf.create(meta["config"])
+    exp = Experiment.from_config(cfg.experiment)
+    video = render._as(VideoConfig, cfg.video)
+    start = render.start_window(cfg.experiment.window, video)
+    store = FrameStore(run_dir / "frames", render.fingerprint(cfg, exp, start))
+    plan = render.make_plan(exp, start, render._as(render.ZoomConfig, cfg.zoom),
+                            render._as(render.RenderConfig, cfg.render), video, render._as(ColorConfig, cfg.color),
+                            torch.device("cpu"), "float32", store)
+    keyframes = [store.load(render.frame_key(store, w, plan.size)) for w in plan.windows]
+    bad = []
+    for n, frame in enumerate(plan.frame_windows):
+        k = max(i for i, w in enumerate(plan.windows) if w.width >= frame.width * (1 - 1e-9) or i == 0)
+        xs, ys = plan.windows[k].axes(plan.size)
+        centre = keyframes[k][np.ix_(np.abs(ys - frame.cy) <= frame.half_h / 5, np.abs(xs - frame.cx) <= frame.half_w / 5)]
+        if not ((centre < 0).any() and (centre > 0).any()):
+            bad.append(n)
+    return bad

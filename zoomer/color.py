@@ -81,6 +81,20 @@ class Reference:
         rows = [np.quantile(s, probs) if s.size else np.zeros(n_quantiles) for s in sides]
         return cls(np.stack(rows), np.array([s.size for s in sides], dtype=float))
 
+    def blend(self, other: "Reference", t: float) -> "Reference":
+        """The reference a share t of the way to `other` (per side, weighted by pixel counts)."""
+        return _mix([self, other], np.array([1 - t, t]))
+
+
+def _mix(references: list["Reference"], kernel: np.ndarray) -> Reference:
+    """Average references, each side weighted by kernel x that side's pixel count, so a
+    reference where a class is absent or scarce does not drag that class's quantiles."""
+    quantiles = np.stack([r.quantiles for r in references])  # (T, 2, n)
+    weights = kernel[:, None] * np.stack([r.counts for r in references])  # (T, 2)
+    total = weights.sum(axis=0)
+    mean = np.einsum("js,jsn->sn", weights, quantiles) / np.where(total > 0, total, 1)[:, None]
+    return Reference(mean, total / kernel.sum())  # count 0 exactly where a class is absent
+
 
 def smooth_references(references: list[Reference], sigma_frames: float) -> list[Reference]:
     """Gaussian-smooth references over frame index so a video's palette does not flicker.
@@ -92,17 +106,12 @@ def smooth_references(references: list[Reference], sigma_frames: float) -> list[
     """
     if sigma_frames <= 0 or len(references) < 2:
         return list(references)
-    quantiles = np.stack([r.quantiles for r in references])  # (T, 2, n)
-    counts = np.stack([r.counts for r in references])  # (T, 2)
     radius = math.ceil(4 * sigma_frames)
     smoothed = []
     for i in range(len(references)):
         near = np.arange(max(0, i - radius), min(len(references), i + radius + 1))
         kernel = np.exp(-0.5 * ((near - i) / sigma_frames) ** 2)
-        weights = kernel[:, None] * counts[near]  # (frames, 2): each neighbour's pull, per side
-        total = weights.sum(axis=0)
-        mean = np.einsum("js,jsn->sn", weights, quantiles[near]) / np.where(total > 0, total, 1)[:, None]
-        smoothed.append(Reference(mean, total / kernel.sum()))  # count 0 exactly where a class is absent
+        smoothed.append(_mix([references[j] for j in near], kernel))
     return smoothed
 
 

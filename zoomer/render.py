@@ -26,6 +26,7 @@ from tqdm import tqdm
 from . import engine
 from .color import ColorConfig, Reference, color_frame, smooth_references, supersample_colors
 from .experiment import Experiment
+from .guess import check_step, trained_pixels
 from .precision import PRECISIONS, resolve_precision
 from .provenance import provenance
 from .store import FrameStore, write_atomic
@@ -62,6 +63,7 @@ class EngineConfig:
 class RenderConfig:
     frames: str = "auto"  # exact | keyframes | auto (exact on CUDA, keyframes on the CPU)
     keyframe_scale: float = 1.0  # keyframe pixels per video pixel (per side)
+    guess: int = 4  # solid guessing: train every guess-th pixel, then only near the boundary; 1 = all
     mode: str = "all"  # all | compute (frames only) | assemble (encode from the store)
     num_shards: int = 1
     shard: int = 0  # this process computes frames i with i % num_shards == shard
@@ -90,6 +92,7 @@ def validate(zoom: ZoomConfig, eng: EngineConfig, rnd: RenderConfig, video: Vide
         raise ValueError(f"render.frames must be one of {list(FRAME_STRATEGIES)}, got {rnd.frames!r}")
     if rnd.mode not in ("all", "compute", "assemble"):
         raise ValueError(f"render.mode must be one of ['all', 'compute', 'assemble'], got {rnd.mode!r}")
+    check_step(rnd.guess)
     if not rnd.keyframe_scale > 0:
         raise ValueError(f"render.keyframe_scale must be > 0, got {rnd.keyframe_scale!r}")
     if not (rnd.num_shards >= 1 and 0 <= rnd.shard < rnd.num_shards):
@@ -150,8 +153,8 @@ def make_plan(exp, start, zoom, rnd, video, color, device, dtype, store: Optiona
     strategy = frame_strategy(rnd, device)
     if strategy == "exact":
         size = compute_size(video, color)
-    else:
-        size = compute_size(video, color, rnd.keyframe_scale)
+    else:  # odd sides: every other pixel of keyframe k+1 is then a pixel of keyframe k
+        size = tuple(side | 1 for side in compute_size(video, color, rnd.keyframe_scale))
     if zoom.target is not None:
         check_depth(start, zoom.target, depth, size)
     target = _target(exp, start, zoom, depth, device, dtype, store)
@@ -160,7 +163,9 @@ def make_plan(exp, start, zoom, rnd, video, color, device, dtype, store: Optiona
     if strategy == "exact":
         windows = frame_windows
     else:
-        doublings = math.ceil(depth * math.log2(10) - 1e-9)
+        # One keyframe per doubling that the zoom completes; the frames past the last one
+        # (less than a doubling) magnify it a little rather than pay for a deeper keyframe.
+        doublings = math.floor(depth * math.log2(10) + 1e-9)
         windows = [start.zoom(2.0**k, center=target.point) for k in range(doublings + 1)]
     return Plan(target, strategy, windows, size, frame_windows)
 
@@ -196,9 +201,15 @@ def frame_key(store: FrameStore, window: Window, size) -> str:
 
 
 def compute_frames(exp, plan: Plan, store: FrameStore, rnd: RenderConfig, device, dtype, backend) -> dict:
-    """Compute this shard's missing frames into the store; returns counts for the log."""
+    """Compute this shard's missing frames into the store; returns counts for the log.
+
+    Keyframes go deepest first: keyframe k+1 covers the middle quarter of keyframe k at
+    twice its resolution, so the runs it trained there are not trained again.
+    """
     mine = [i for i in range(len(plan.windows)) if i % rnd.num_shards == rnd.shard]
     todo = [i for i in mine if not store.has(frame_key(store, plan.windows[i], plan.size))]
+    if plan.strategy == "keyframes":
+        todo.reverse()
     runs = len(todo) * plan.size[0] * plan.size[1]
     log.info(
         "%s: %d of this shard's %d frames to compute (%d already stored), %d x %d px, %d runs",
@@ -208,13 +219,33 @@ def compute_frames(exp, plan: Plan, store: FrameStore, rnd: RenderConfig, device
     with _bar("frames", runs) as bar:
         for n, i in enumerate(todo, 1):
             window = plan.windows[i]
+            known = _runs_from_next_keyframe(exp, plan, store, i, dtype, rnd.guess)
             scores = engine.landscape(exp, window, plan.size, device=device, dtype=dtype,
-                                      progress=bar.update, backend=backend)
+                                      progress=bar.update, backend=backend, guess=rnd.guess, known=known)
             store.save(frame_key(store, window, plan.size), scores)
             elapsed = time.perf_counter() - started
             log.info("frame %d stored (%d/%d), %.0f s elapsed, ETA %.0f s",
                      i, n, len(todo), elapsed, elapsed / n * (len(todo) - n))
     return {"computed": len(todo), "reused": len(mine) - len(todo)}
+
+
+def _runs_from_next_keyframe(exp, plan: Plan, store: FrameStore, k: int, dtype, guess: int):
+    """Keyframe k's pixels that keyframe k+1, if stored, already trained (NaN elsewhere)."""
+    if plan.strategy != "keyframes" or k + 1 >= len(plan.windows):
+        return None
+    inner = frame_key(store, plan.windows[k + 1], plan.size)
+    same_dtype = len({resolve_precision(dtype, exp, plan.windows[j], plan.size) for j in (k, k + 1)}) == 1
+    if not (store.has(inner) and same_dtype):
+        return None
+    scores = store.load(inner)
+    trained = trained_pixels(scores, guess)
+    (h, w), known = plan.size, np.full(plan.size, np.nan)
+    # Pixel (i, j) of keyframe k is pixel (2i - (h-1)/2, 2j - (w-1)/2) of keyframe k+1.
+    i = np.arange(-(-(h - 1) // 4), 3 * (h - 1) // 4 + 1)
+    j = np.arange(-(-(w - 1) // 4), 3 * (w - 1) // 4 + 1)
+    ii, jj = np.ix_(2 * i - (h - 1) // 2, 2 * j - (w - 1) // 2)
+    known[np.ix_(i, j)] = np.where(trained[ii, jj], scores[ii, jj], np.nan)
+    return known
 
 
 def missing_frames(plan: Plan, store: FrameStore) -> list[int]:
@@ -251,32 +282,36 @@ def _keyframe_frames(exp, plan: Plan, load, refs, video: VideoConfig, color: Col
 
     Keyframe k shows the target at magnification 2**k, all windows share the target as
     centre, so a frame is keyframe k scaled up (it covers the whole frame) with keyframe
-    k+1 scaled down over the middle, faded in as the zoom crosses the doubling.
+    k+1 scaled down over the middle, faded in as the zoom crosses the doubling. Both are
+    coloured against one reference, the frame's own (blended between the two keyframes'
+    by the same fade), so the inset shows no edge and the palette moves smoothly.
     """
     start = plan.frame_windows[0]
     k_ss = color.supersample
     out_size = (video.height * k_ss, video.width * k_ss)
     colour_only = ColorConfig(**{**color.__dict__, "supersample": 1})
-    cache: dict[int, torch.Tensor] = {}
+    cache: dict[int, np.ndarray] = {}
 
-    def keyframe(k: int) -> torch.Tensor:
+    def keyframe(k: int, reference) -> torch.Tensor:
         if k not in cache:
             if len(cache) > 2:  # frames only move forward: older keyframes are done with
                 cache.clear()
-            rgb = color_frame(load(k), refs[k], colour_only, exp.readout)
-            cache[k] = torch.from_numpy(rgb.astype(np.float32)).permute(2, 0, 1)[None]
-        return cache[k]
+            cache[k] = load(k)
+        rgb = color_frame(cache[k], reference, colour_only, exp.readout)
+        return torch.from_numpy(rgb.astype(np.float32)).permute(2, 0, 1)[None]
 
     last = len(plan.windows) - 1
     for window in plan.frame_windows:
-        level = min(max(0.0, math.log2(start.width / window.width)), last)
-        k = min(int(math.floor(level)), max(0, last - 1))
-        fade = level - k
-        lower = _resample(keyframe(k), window.width / plan.windows[k].width, out_size)
-        if last == 0:
-            frame = lower
+        level = max(0.0, math.log2(start.width / window.width))
+        if level >= last:  # the deepest keyframe alone, magnified by less than 2x
+            frame = _resample(keyframe(last, refs[last]), window.width / plan.windows[last].width, out_size)
         else:
-            upper, covered = _resample(keyframe(k + 1), window.width / plan.windows[k + 1].width, out_size, True)
+            k = int(math.floor(level))
+            fade = level - k
+            reference = refs[k].blend(refs[k + 1], fade)
+            lower = _resample(keyframe(k, reference), window.width / plan.windows[k].width, out_size)
+            upper, covered = _resample(keyframe(k + 1, reference), window.width / plan.windows[k + 1].width,
+                                       out_size, True)
             weight = fade * covered
             frame = lower * (1 - weight) + upper * weight
         rgb = frame[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
@@ -418,6 +453,7 @@ def fingerprint(cfg, exp: Experiment, start: Window) -> dict:
         "zoom": {k: _plain(zoom[k]) for k in ("target", "depth", "final_width", "seed", "search_resolution", "zoom_per_level")},
         "precision": cfg.engine.precision,
         "frames": cfg.render.frames,
+        "guess": cfg.render.guess,
     }
 
 
