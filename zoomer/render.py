@@ -63,7 +63,7 @@ class EngineConfig:
 class RenderConfig:
     frames: str = "auto"  # exact | keyframes | auto (exact on CUDA, keyframes on the CPU)
     keyframe_scale: float = 1.0  # keyframe pixels per video pixel (per side)
-    guess: int = 4  # solid guessing: train every guess-th pixel, then only near the boundary; 1 = all
+    guess: int = 8  # solid guessing: train every guess-th pixel, then only near the boundary; 1 = all
     mode: str = "all"  # all | compute (frames only) | assemble (encode from the store)
     num_shards: int = 1
     shard: int = 0  # this process computes frames i with i % num_shards == shard
