@@ -125,31 +125,34 @@ def compose_dimension():
         yield lambda *overrides: OmegaConf.to_object(compose("dimension", overrides=list(overrides)))
 
 
-# Small enough for a CPU: 32 px fits two box sizes (2 and 4 px), so each level's estimate
-# is one local slope; three levels a decade apart about the automatic target. At this
-# size and step count relu, minibatch and paraminit show a fractal boundary (measured
-# 1.39, 1.55 and 1.53); the boundaries of tanh, identity and single_datapoint within two
-# decades of their default windows are smooth at 32 px (0.93 - 1.06, see
-# docs/dimension.md), so for them the test asks only for a sane estimate.
-SMALL = ("size=32", "steps=50", "levels=3", "zoom_factor=10", "precision=float32", "search_resolution=16")
-FRACTAL_AT_32_PX = {"relu", "minibatch", "paraminit"}
+# Small enough for a CPU: 48 px fits two box sizes (2 and 4 px), so each level's estimate
+# is one local slope; levels a decade apart about the most complex of 8 candidate targets.
+# Depth differs by condition because their boundaries turn fractal at different depths
+# (docs/dimension.md): the tanh-family conditions within one or two decades of their
+# default windows (measured 1.56-1.79 at 4 levels), identity and single_datapoint only
+# three to four decades down, where they cost a twentieth as much per run (1.10-1.40 over
+# six seeds at 6 levels; the first three levels of single_datapoint read 0.8-1.05).
+SMALL = ("size=48", "steps=100", "zoom_factor=10", "precision=float32", "search_resolution=16", "candidates=8")
+LEVELS = {"identity": 6, "single_datapoint": 6}
 
 
 @pytest.mark.parametrize("experiment", CONDITIONS)
 def test_dimension_of_each_condition(compose_dimension, experiment, tmp_path):
-    result = measure(compose_dimension(f"experiment={experiment}", *SMALL), tmp_path)
-    low = 1.0 if experiment in FRACTAL_AT_32_PX else 0.8
-    assert low < result["median_dimension"] < 2, [level["dimension"] for level in result["levels"]]
+    levels = LEVELS.get(experiment, 4)
+    result = measure(compose_dimension(f"experiment={experiment}", f"levels={levels}", *SMALL), tmp_path)
+    assert 1 < result["median_dimension"] < 2, [level["dimension"] for level in result["levels"]]
     written = json.loads((tmp_path / "dimension.json").read_text())
-    assert written["experiment"] == experiment and len(written["levels"]) == 3
-    assert {"window", "dimension", "stderr", "box_counts", "box_sizes"} <= set(written["levels"][0])
-    assert written["config"]["size"] == 32 and written["experiment_settings"]["steps"] == 50
+    assert written["experiment"] == experiment and len(written["levels"]) == levels
+    assert {"window", "dimension", "stderr", "box_counts", "box_sizes", "coherence"} <= set(written["levels"][0])
+    assert written["config"]["size"] == 48 and written["experiment_settings"]["steps"] == 100
+    corners = [c["boundary_corners"] for c in written["candidates"]]
+    assert written["center"] == written["candidates"][corners.index(max(corners))]["point"]
     assert Image.open(tmp_path / "boxcount.png").size[0] > 400
-    assert (tmp_path / "level_2.png").exists()
+    assert (tmp_path / f"level_{levels - 1}.png").exists()
 
 
 @pytest.mark.parametrize("override, setting", [
-    ("levels=0", "levels"), ("zoom_factor=1", "zoom_factor"), ("size=16", "size"),
+    ("levels=0", "levels"), ("zoom_factor=1", "zoom_factor"), ("size=16", "size"), ("candidates=0", "candidates"),
     ("precision=float16", "precision"), ("target=[1]", "target"), ("experiment.steps=5", "steps"),
     ("search_resolution=4", "search_resolution"), ("levels=1", "target=auto"),
 ])
@@ -177,8 +180,8 @@ def test_table_collects_a_multirun(tmp_path):
     for i, (name, d) in enumerate([("relu", 1.4), ("tanh", 1.3)]):
         (tmp_path / str(i)).mkdir()
         result = {"experiment": name, "median_dimension": d, "experiment_settings": {"steps": 20},
-                  "levels": [{"dimension": d}, {"dimension": None}],
+                  "levels": [{"dimension": d, "coherence": 0.9}, {"dimension": None, "coherence": 0.02}],
                   "config": {"size": 32, "zoom_factor": 10.0, "precision": "float32"}}
         (tmp_path / str(i) / "dimension.json").write_text(json.dumps(result))
     rows = dimension_table.table(tmp_path).splitlines()
-    assert rows[2].startswith("| tanh | 1.300 | 1.30, - |") and rows[3].startswith("| relu |")
+    assert rows[2].startswith("| tanh | 1.300 | 1.30, - | 1 |") and rows[3].startswith("| relu |")

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 import zoomer
-from zoomer.target import coherence, find_target, speckle
+from zoomer.dimension import edges
+from zoomer.target import coherence, find_roughest_target, find_target, speckle
 from zoomer.window import zoom_path
 
 CONDITIONS = {
@@ -30,6 +31,20 @@ def test_auto_target_keeps_both_classes_near_the_centre_at_every_level(name):
             assert (centre < 0).any() and (centre > 0).any(), (name, seed, window)
             assert coherence(s) > 0.15, ("a boundary, not static", name, seed, window)
     assert len(points) >= 2, "different seeds should give different targets"
+
+
+def test_the_roughest_target_is_the_candidate_with_the_most_boundary():
+    exp = zoomer.Experiment(nonlinearity="identity", steps=50)
+    start = zoomer.Window.from_bounds((-3.0, 5.0), (-3.0, 5.0))
+    target, tried = find_roughest_target(exp, start, depth=2.0, seed=0, candidates=4, resolution=16, dtype="float32")
+    assert 2 <= len(tried) <= 4 and len({tuple(c["point"]) for c in tried}) >= 2
+    counts = [c["boundary_corners"] for c in tried]
+    assert list(target.point) == tried[counts.index(max(counts))]["point"]
+    # The count: boundary corners of a 17 px landscape at each decade below the start.
+    recount = sum(int(edges(zoomer.landscape(exp, w, (17, 17), dtype="float32")).sum()) for w in target.levels[1:])
+    assert recount == max(counts) > min(counts)
+    with pytest.raises(ValueError, match="candidates"):
+        find_roughest_target(exp, start, depth=2.0, candidates=0)
 
 
 def test_static_is_told_from_a_boundary():

@@ -107,6 +107,7 @@ class DimensionConfig(StudyConfig):
 
     levels: int = 4
     zoom_factor: float = 10.0
+    candidates: int = 8  # targets searched with target=auto; the roughest is measured
     frames: bool = True  # also write each level's coloured landscape as PNG
 
     # The edge image of a landscape is one pixel smaller; it must resolve two box sizes.
@@ -117,6 +118,8 @@ class DimensionConfig(StudyConfig):
             raise ValueError(f"levels={self.levels!r} must be an integer >= 1")
         if not self.zoom_factor > 1:
             raise ValueError(f"zoom_factor={self.zoom_factor!r} must be > 1 (magnification per level)")
+        if not (isinstance(self.candidates, int) and self.candidates >= 1):
+            raise ValueError(f"candidates={self.candidates!r} must be an integer >= 1 (targets searched)")
         super().validate()
 
     @property

@@ -3,8 +3,9 @@
     zoomer-dimension experiment=relu levels=4 zoom_factor=10 size=256
     zoomer-dimension -m experiment=tanh,relu,identity,minibatch,single_datapoint,paraminit
 
-Level k is the experiment's window magnified zoom_factor**k about the target; each level's
-landscape gives one estimate (zoomer.dimension), the sequence its median. Writes into
+Level k is the experiment's window magnified zoom_factor**k about the target (target=auto:
+the most complex of `candidates` searched targets); each level's landscape gives one
+estimate (zoomer.dimension), the sequence its median. Writes into
 Hydra's run directory: dimension.json, boxcount.png (the log-log plot) and, with
 frames=true, level_K.png (each level coloured as in videos). Collect a multirun's
 results into one table with `python -m zoomer.dimension_table multirun/...`.
@@ -25,6 +26,7 @@ from .dimension import boundary_dimension, edges, median_dimension
 from .engine import landscape
 from .figure import boxcount_plot
 from .study import Study, write_json
+from .target import coherence, find_roughest_target
 from .video import save_png
 
 log = logging.getLogger(__name__)
@@ -38,9 +40,13 @@ def measure(cfg: DimensionConfig, out: Path, config: dict | None = None) -> dict
     study = Study.of(cfg)
     exp, size = study.experiment, (cfg.size, cfg.size)
     started = time.perf_counter()
-    # The boundary where the search finds most of it, chaotic patches included: a
-    # measurement must not pick the smoother parts of what it measures.
-    center = study.center(cfg, study.start, avoid_static=False)
+    if cfg.target == "auto":  # where the boundary is most complex, chaotic patches included
+        target, candidates = find_roughest_target(
+            exp, study.start, cfg.depth, seed=cfg.seed, candidates=cfg.candidates,
+            resolution=cfg.search_resolution, device=study.device, dtype=study.dtype)
+        center = target.point
+    else:
+        center, candidates = study.center(cfg, study.start), []
     windows = [study.start.zoom(cfg.zoom_factor**k, center) for k in range(cfg.levels)]
     for window in windows:  # refuse a zoom too deep for float64 before training anything
         window.check_resolution(size)
@@ -52,7 +58,8 @@ def measure(cfg: DimensionConfig, out: Path, config: dict | None = None) -> dict
         tick = time.perf_counter()
         scores = landscape(exp, window, size, device=study.device, dtype=study.dtype)
         level = {"level": k, "magnification": cfg.zoom_factor**k, "window": window.to_dict(),
-                 "edge_pixels": int(edges(scores).sum()), "converged_share": float((scores < 0).mean())}
+                 "edge_pixels": int(edges(scores).sum()), "converged_share": float((scores < 0).mean()),
+                 "coherence": coherence(scores)}  # about 0 where the boundary is static finer than a pixel
         if level["edge_pixels"]:
             estimate = boundary_dimension(scores)
             estimates.append((f"level {k}", estimate))
@@ -74,6 +81,7 @@ def measure(cfg: DimensionConfig, out: Path, config: dict | None = None) -> dict
         "median_dimension": median_dimension([e for _, e in estimates]),
         "levels_measured": len(estimates),
         "center": list(center),
+        "candidates": candidates,
         "levels": levels,
         "config": config if config is not None else OmegaConf.to_container(OmegaConf.structured(cfg)),
         "timings": timings,

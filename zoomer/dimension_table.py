@@ -1,5 +1,7 @@
 """Collect the dimension.json files under a folder (a zoomer-dimension multirun) into one
-markdown table, one row per run, in the order of the paper's conditions.
+markdown table, one row per run, in the order of the paper's conditions. "Static levels"
+counts the levels whose landscape is static (coherence below zoomer.target's bound): there
+the boundary is finer than a pixel and the box count says little beyond "near 2".
 
     python -m zoomer.dimension_table multirun/dimension/2026-01-01_12-00-00
 """
@@ -9,15 +11,18 @@ import json
 import sys
 from pathlib import Path
 
+from .target import MIN_COHERENCE
+
 # The paper's order; other experiment names follow alphabetically.
 ORDER = ("tanh", "relu", "identity", "minibatch", "single_datapoint", "paraminit")
 
 
 def _row(result: dict) -> str:
     dims = [level["dimension"] for level in result["levels"]]
+    static = sum(level["coherence"] < MIN_COHERENCE for level in result["levels"])
     config = result["config"]
     per_level = ", ".join("-" if d is None else f"{d:.2f}" for d in dims)
-    return (f"| {result['experiment']} | {result['median_dimension']:.3f} | {per_level} | "
+    return (f"| {result['experiment']} | {result['median_dimension']:.3f} | {per_level} | {static} | "
             f"{config['size']} | {result['experiment_settings']['steps']} | "
             f"{config['zoom_factor']:g}^0..{len(dims) - 1} | {config['precision']} |")
 
@@ -29,8 +34,8 @@ def table(folder) -> str:
         raise FileNotFoundError(f"no dimension.json below {folder}")
     rank = {name: i for i, name in enumerate(ORDER)}
     results.sort(key=lambda r: (rank.get(r["experiment"], len(ORDER)), r["experiment"]))
-    header = ("| experiment | median dimension | per level | size (px) | steps | zoom | precision |\n"
-              "|---|---|---|---|---|---|---|")
+    header = ("| experiment | median dimension | per level | static levels | size (px) | steps | zoom | precision |\n"
+              "|---|---|---|---|---|---|---|---|")
     return "\n".join([header, *map(_row, results)])
 
 

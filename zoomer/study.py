@@ -33,15 +33,15 @@ class Study:
         return cls(cfg.make_experiment(), cfg.start_window(), resolve_device(cfg.device),
                    resolve_dtype(cfg.precision))
 
-    def center(self, cfg: StudyConfig, start: Window, avoid_static: bool = True) -> tuple[float, float]:
+    def center(self, cfg: StudyConfig, start: Window) -> tuple[float, float]:
         """Where to zoom: target "auto" asks zoomer.target for a point that stays on the
-        boundary from `start` down to the config's depth (avoid_static: as for a video);
-        a point is taken as is; None is the start window's centre."""
+        boundary from `start` down to the config's depth, as a video would; a point is
+        taken as is; None is the start window's centre."""
         if cfg.target is None:
             return start.center
         if cfg.target == "auto":
             found = find_target(self.experiment, start, cfg.depth, seed=cfg.seed, resolution=cfg.search_resolution,
-                                device=self.device, dtype=self.dtype, avoid_static=avoid_static)
+                                device=self.device, dtype=self.dtype)
             return found.point
         return float(cfg.target[0]), float(cfg.target[1])
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,7 +95,7 @@ def find_target(
     exp: Experiment,
     start: Window,
     depth: float,
-    seed: int = 0,
+    seed: int | Sequence[int] = 0,
     resolution: int = 48,
     zoom_per_level: float = 4.0,
     device=None,
@@ -123,12 +124,64 @@ def find_target(
         point = _refine(exp, start, depth, rng, resolution, zoom_per_level, device, dtype, progress, avoid_static)
         target = Target(point, _levels(start, point, depth), depth)
         if not verify or _verified(exp, target, resolution, device, dtype, progress, avoid_static):
-            log.info("zoom target %s (seed %d, attempt %d)", point, seed, attempt + 1)
+            log.info("zoom target %s (seed %s, attempt %d)", point, seed, attempt + 1)
             return target
         log.info("target %s lost the boundary at some depth; searching again", point)
     raise RuntimeError(
         f"no target keeps the boundary in view down to zoom.depth={depth} decades after "
         f"{attempts} attempts; try another zoom.seed, a smaller depth or more experiment.steps"
+    )
+
+
+def find_roughest_target(
+    exp: Experiment,
+    start: Window,
+    depth: float,
+    seed: int = 0,
+    candidates: int = 8,
+    resolution: int = 48,
+    device=None,
+    dtype=torch.float64,
+    progress=None,
+) -> tuple[Target, list[dict]]:
+    """Of `candidates` targets (seeds [seed, i]), the one whose boundary is most complex.
+
+    For measuring the boundary's dimension. The boundary is smooth in long stretches and
+    fractal in others, and a set's box-counting dimension is the largest of its parts',
+    so a measurement has to look where the boundary is fractal; a single search lands on a
+    smooth stretch as often as not (single_datapoint: 7 of 10 seeds). Complexity is
+    counted on landscapes of their own, one per decade below `start` at the search
+    resolution: a smooth edge crosses a landscape of side r in about r boundary corners,
+    a fractal one in many more. Returns the target and every candidate's point and count.
+    """
+    if not (isinstance(candidates, int) and candidates >= 1):
+        raise ValueError(f"candidates={candidates!r} must be an integer >= 1")
+    tried = []
+    for i in range(candidates):
+        try:
+            target = find_target(exp, start, depth, seed=[seed, i], resolution=resolution, device=device,
+                                 dtype=dtype, progress=progress, avoid_static=False)
+        except RuntimeError as error:  # this candidate lost the boundary; the others may not
+            log.info("candidate %d: %s", i, error)
+            continue
+        corners = _boundary_corners(exp, target, resolution, device, dtype, progress)
+        log.info("candidate %d: %s, %d boundary corners", i, target.point, corners)
+        tried.append((corners, target))
+    if not tried:
+        raise RuntimeError(f"none of {candidates} candidate targets keeps the boundary in view down to "
+                           f"{depth} decades; try another seed, a smaller depth or more steps")
+    best = max(tried, key=lambda t: t[0])[1]
+    return best, [{"point": list(t.point), "boundary_corners": c} for c, t in tried]
+
+
+def _boundary_corners(exp, target: Target, resolution, device, dtype, progress) -> int:
+    """Boundary corners summed over landscapes of each decade below the start window."""
+    start = target.levels[0]
+    side = resolution | 1
+    size = (side, max(8, round(side * start.half_w / start.half_h)) | 1)
+    return sum(
+        int(edges(landscape(exp, window, size, device=device, dtype=dtype, progress=progress)).sum())
+        for window in target.levels[1:]
     )
 
 
