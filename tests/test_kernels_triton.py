@@ -132,7 +132,7 @@ def test_kernel_compiles_for_h100_onto_fp64_tensor_cores():
     compiled = triton.compile(
         ASTSource(kernel, signature, constants),
         target=GPUTarget("cuda", 90, 32),
-        options=dict(num_warps=triton_kernel.NUM_WARPS),
+        options=dict(num_warps=triton_kernel.NUM_WARPS, enable_fp_fusion=triton_kernel.FP_FUSION),
     )
     assert re.search(r"mma\.sync\.aligned\.m\w+\.row\.col\.f64", compiled.asm["ptx"])
 
