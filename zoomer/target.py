@@ -176,13 +176,18 @@ def find_roughest_target(
 
 def _boundary_corners(exp, target: Target, resolution, device, dtype, progress) -> int:
     """Boundary corners summed over landscapes of each decade below the start window."""
-    start = target.levels[0]
-    side = resolution | 1
-    size = (side, max(8, round(side * start.half_w / start.half_h)) | 1)
+    size = _odd_size(target.levels[0], resolution, least=8)
     return sum(
         int(edges(landscape(exp, window, size, device=device, dtype=dtype, progress=progress)).sum())
         for window in target.levels[1:]
     )
+
+
+def _odd_size(start: Window, side: int, least: int) -> tuple[int, int]:
+    """(rows, columns) of a landscape shaped like `start`, about `side` rows and at least
+    `least` columns, both odd so that the target sits on the centre pixel."""
+    side |= 1
+    return side, max(least, round(side * start.half_w / start.half_h)) | 1
 
 
 def _levels(start: Window, point, depth: float) -> tuple[Window, ...]:
@@ -253,8 +258,7 @@ def _verified(exp, target: Target, resolution, device, dtype, progress, avoid_st
     """Each half decade, centred on the final point, holds both classes in its central fifth
     and is a coherent picture, not static."""
     start = target.levels[0]
-    side = max(15, resolution // 2) | 1  # odd, so the target sits on the centre pixel
-    size = (side, max(15, round(side * start.half_w / start.half_h)) | 1)
+    size = _odd_size(start, max(15, resolution // 2), least=15)
     for d in np.arange(0.0, target.depth + 1e-9, 0.5):
         window = start.zoom(10**d, center=target.point)
         scores = landscape(exp, window, size, device=device, dtype=dtype, progress=progress)
