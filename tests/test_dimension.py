@@ -129,9 +129,9 @@ def compose_dimension():
 # is one local slope; levels a decade apart about the most complex of 8 candidate targets.
 # Depth differs by condition because their boundaries turn fractal at different depths
 # (docs/dimension.md): the tanh-family conditions within one or two decades of their
-# default windows (measured 1.56-1.79 at 4 levels), identity and single_datapoint only
-# three to four decades down, where they cost a twentieth as much per run (1.10-1.40 over
-# six seeds at 6 levels; the first three levels of single_datapoint read 0.8-1.05).
+# default windows (measured 1.58-1.79 at 4 levels), single_datapoint only two to three
+# decades down (its first two levels read 0.89-1.05). It and identity cost a twentieth as
+# much per run and go to 6 levels (1.10-1.40 over six seeds).
 SMALL = ("size=48", "steps=100", "zoom_factor=10", "precision=float32", "search_resolution=16", "candidates=8")
 LEVELS = {"identity": 6, "single_datapoint": 6}
 
@@ -145,8 +145,10 @@ def test_dimension_of_each_condition(compose_dimension, experiment, tmp_path):
     assert written["experiment"] == experiment and len(written["levels"]) == levels
     assert {"window", "dimension", "stderr", "box_counts", "box_sizes", "coherence"} <= set(written["levels"][0])
     assert written["config"]["size"] == 48 and written["experiment_settings"]["steps"] == 100
-    corners = [c["boundary_corners"] for c in written["candidates"]]
-    assert written["center"] == written["candidates"][corners.index(max(corners))]["point"]
+    found = [c for c in written["candidate_targets"] if c["found"]]
+    corners = [c["boundary_corners"] for c in found]
+    assert written["center"] == found[corners.index(max(corners))]["point"]
+    assert [c["seed"] for c in written["candidate_targets"]] == [[0, i] for i in range(8)]
     assert Image.open(tmp_path / "boxcount.png").size[0] > 400
     assert (tmp_path / f"level_{levels - 1}.png").exists()
 
@@ -184,4 +186,4 @@ def test_table_collects_a_multirun(tmp_path):
                   "config": {"size": 32, "zoom_factor": 10.0, "precision": "float32"}}
         (tmp_path / str(i) / "dimension.json").write_text(json.dumps(result))
     rows = dimension_table.table(tmp_path).splitlines()
-    assert rows[2].startswith("| tanh | 1.300 | 1.30, - | 1 |") and rows[3].startswith("| relu |")
+    assert rows[2].startswith("| tanh | 1.300 | 1.30, - | 1 | 1.300 |") and rows[3].startswith("| relu |")

@@ -6,7 +6,7 @@ import pytest
 
 import zoomer
 from zoomer.dimension import edges
-from zoomer.target import coherence, find_roughest_target, find_target, speckle
+from zoomer.target import NoTargetError, coherence, find_roughest_target, find_target, speckle
 from zoomer.window import zoom_path
 
 CONDITIONS = {
@@ -36,8 +36,10 @@ def test_auto_target_keeps_both_classes_near_the_centre_at_every_level(name):
 def test_the_roughest_target_is_the_candidate_with_the_most_boundary():
     exp = zoomer.Experiment(nonlinearity="identity", steps=50)
     start = zoomer.Window.from_bounds((-3.0, 5.0), (-3.0, 5.0))
-    target, tried = find_roughest_target(exp, start, depth=2.0, seed=0, candidates=4, resolution=16, dtype="float32")
-    assert 2 <= len(tried) <= 4 and len({tuple(c["point"]) for c in tried}) >= 2
+    target, record = find_roughest_target(exp, start, depth=2.0, seed=0, candidates=4, resolution=16, dtype="float32")
+    assert [c["seed"] for c in record] == [[0, 0], [0, 1], [0, 2], [0, 3]]
+    tried = [c for c in record if c["found"]]
+    assert len({tuple(c["point"]) for c in tried}) >= 2
     counts = [c["boundary_corners"] for c in tried]
     assert list(target.point) == tried[counts.index(max(counts))]["point"]
     # The count: boundary corners of a 17 px landscape at each decade below the start.
@@ -45,6 +47,11 @@ def test_the_roughest_target_is_the_candidate_with_the_most_boundary():
     assert recount == max(counts) > min(counts)
     with pytest.raises(ValueError, match="candidates"):
         find_roughest_target(exp, start, depth=2.0, candidates=0)
+    # A start window with one class is the window's fault, not a seed's: said at once.
+    solid = zoomer.Window.from_bounds((-3.0, -2.9), (-3.0, -2.9))
+    with pytest.raises(RuntimeError, match="holds no boundary") as raised:
+        find_roughest_target(exp, solid, depth=1.0, candidates=2, resolution=8, dtype="float32")
+    assert not isinstance(raised.value, NoTargetError)
 
 
 def test_static_is_told_from_a_boundary():

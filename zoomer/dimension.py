@@ -136,8 +136,10 @@ def boundary_dimension(scores: np.ndarray) -> BoxDimension:
 def median_dimension(estimates: list[BoxDimension]) -> float:
     """One number for a zoom sequence: the median of its levels' estimates.
 
-    The median, not the mean, so a level whose window caught a degenerate patch (a
+    The median, not the mean, so one level whose window caught a degenerate patch (a
     nearly straight stretch of boundary, or one filled with speckle) does not drag it.
+    Where most levels are speckle, the median is theirs: zoomer-dimension records each
+    level's coherence so that such a sequence can be told apart.
     """
     if not estimates:
         raise ValueError("a zoom sequence needs at least one level")

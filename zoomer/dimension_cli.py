@@ -41,14 +41,18 @@ def measure(cfg: DimensionConfig, out: Path, config: dict | None = None) -> dict
     exp, size = study.experiment, (cfg.size, cfg.size)
     started = time.perf_counter()
     if cfg.target == "auto":  # where the boundary is most complex, chaotic patches included
-        target, candidates = find_roughest_target(
+        # Refuse a zoom too deep for float64 before the search, judged at the start window's
+        # corner farthest from zero: the coarsest float64 spacing a target can meet.
+        corner = (max(study.start.x_bounds, key=abs), max(study.start.y_bounds, key=abs))
+        study.start.zoom(cfg.zoom_factor ** (cfg.levels - 1), corner).check_resolution(size)
+        target, candidate_targets = find_roughest_target(
             exp, study.start, cfg.depth, seed=cfg.seed, candidates=cfg.candidates,
             resolution=cfg.search_resolution, device=study.device, dtype=study.dtype)
         center = target.point
     else:
-        center, candidates = study.center(cfg, study.start), []
+        center, candidate_targets = study.center(cfg, study.start), []
     windows = [study.start.zoom(cfg.zoom_factor**k, center) for k in range(cfg.levels)]
-    for window in windows:  # refuse a zoom too deep for float64 before training anything
+    for window in windows:  # refuse a zoom too deep for float64 before training any level
         window.check_resolution(size)
     timings = {"target_s": time.perf_counter() - started}
     log.info("%s: %d levels about (%.10g, %.10g)", cfg.experiment.name, cfg.levels, *center)
@@ -81,7 +85,7 @@ def measure(cfg: DimensionConfig, out: Path, config: dict | None = None) -> dict
         "median_dimension": median_dimension([e for _, e in estimates]),
         "levels_measured": len(estimates),
         "center": list(center),
-        "candidates": candidates,
+        "candidate_targets": candidate_targets,
         "levels": levels,
         "config": config if config is not None else OmegaConf.to_container(OmegaConf.structured(cfg)),
         "timings": timings,

@@ -1,7 +1,8 @@
 """Collect the dimension.json files under a folder (a zoomer-dimension multirun) into one
 markdown table, one row per run, in the order of the paper's conditions. "Static levels"
 counts the levels whose landscape is static (coherence below zoomer.target's bound): there
-the boundary is finer than a pixel and the box count says little beyond "near 2".
+the boundary is finer than a pixel and the box count says little beyond "near 2". The
+median of the other levels is given beside it.
 
     python -m zoomer.dimension_table multirun/dimension/2026-01-01_12-00-00
 """
@@ -11,6 +12,8 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from .target import MIN_COHERENCE
 
 # The paper's order; other experiment names follow alphabetically.
@@ -19,12 +22,23 @@ ORDER = ("tanh", "relu", "identity", "minibatch", "single_datapoint", "paraminit
 
 def _row(result: dict) -> str:
     dims = [level["dimension"] for level in result["levels"]]
-    static = sum(level["coherence"] < MIN_COHERENCE for level in result["levels"])
+    static, coherent = _static_levels(result["levels"])
     config = result["config"]
     per_level = ", ".join("-" if d is None else f"{d:.2f}" for d in dims)
-    return (f"| {result['experiment']} | {result['median_dimension']:.3f} | {per_level} | {static} | "
+    return (f"| {result['experiment']} | {result['median_dimension']:.3f} | {per_level} | {static} | {coherent} | "
             f"{config['size']} | {result['experiment_settings']['steps']} | "
             f"{config['zoom_factor']:g}^0..{len(dims) - 1} | {config['precision']} |")
+
+
+def _static_levels(levels: list[dict]) -> tuple[str, str]:
+    """How many levels are static, and the median dimension of the others ("-" where a
+    result predates the coherence record, or no level is left)."""
+    if any("coherence" not in level for level in levels):
+        return "-", "-"
+    static = sum(level["coherence"] < MIN_COHERENCE for level in levels)
+    kept = [level["dimension"] for level in levels
+            if level["coherence"] >= MIN_COHERENCE and level["dimension"] is not None]
+    return str(static), f"{np.median(kept):.3f}" if kept else "-"
 
 
 def table(folder) -> str:
@@ -34,8 +48,8 @@ def table(folder) -> str:
         raise FileNotFoundError(f"no dimension.json below {folder}")
     rank = {name: i for i, name in enumerate(ORDER)}
     results.sort(key=lambda r: (rank.get(r["experiment"], len(ORDER)), r["experiment"]))
-    header = ("| experiment | median dimension | per level | static levels | size (px) | steps | zoom | precision |\n"
-              "|---|---|---|---|---|---|---|---|")
+    header = ("| experiment | median dimension | per level | static levels | median of the others | size (px) "
+              "| steps | zoom | precision |\n|---|---|---|---|---|---|---|---|---|")
     return "\n".join([header, *map(_row, results)])
 
 

@@ -24,7 +24,7 @@ from .experiment import Experiment
 from .render import EngineConfig, _as
 from .store import write_atomic
 from .dimension import edges
-from .target import find_target
+from .target import NoTargetError, find_target
 from .window import Window
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ def sweep(cfg, run_dir: Path) -> list[dict]:
         try:
             target = find_target(exp, start, cand.depth, seed=seed, resolution=cand.search_resolution,
                                  zoom_per_level=cand.zoom_per_level, device=device, dtype=dtype)
-        except RuntimeError as e:
+        except NoTargetError as e:
             rows.append({"seed": seed, "found": False, "reason": str(e)})
             continue
         scores = engine.landscape(exp, target.levels[-1], (cand.thumb, cand.thumb), device=device, dtype=dtype,

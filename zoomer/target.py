@@ -10,8 +10,10 @@ level's central fifth for both classes with windows centred on the final point.
 "Much boundary" must not mean noise: next to its crisp edges the landscape has chaotic
 patches where neighbouring runs land in either class at random, at every depth. Such a
 patch holds the most boundary pixels of all, but zooms into static, and no amount of
-zoom resolves it. The search therefore ranks only candidates whose next window is
-coherent (few speckle pixels), and verification requires coherence at every level.
+zoom resolves it. A video's search therefore ranks only candidates whose next window is
+coherent (few speckle pixels), and verification requires coherence at every level. A
+measurement of the boundary's dimension (find_roughest_target) searches without that
+bound: chaotic patches are part of the boundary it measures.
 """
 from __future__ import annotations
 
@@ -42,6 +44,10 @@ MAX_SPECKLE = 0.1
 # Verification: every level's coherence (below) at least this. Static scores about 0.05;
 # boundaries score 0.2 (15 px float32 landscapes two decades deep) to 0.95 (crisp edges).
 MIN_COHERENCE = 0.15
+
+
+class NoTargetError(RuntimeError):
+    """The search lost the boundary below the start window: another seed may not."""
 
 
 @dataclass(frozen=True)
@@ -108,10 +114,10 @@ def find_target(
     """A point whose neighbourhood holds both classes from `start` down to `depth` decades.
 
     resolution is the side of each level's search landscape in pixels; zoom_per_level the
-    magnification between levels. Different seeds pick different targets. avoid_static
-    (for videos) steers clear of chaotic patches; a measurement of the boundary's
-    dimension goes wherever the boundary is densest. Raises RuntimeError if no attempt
-    finds a target that passes verification.
+    magnification between levels. Different seeds pick different targets; a seed may be a
+    sequence of ints, as numpy's default_rng takes it (s and [s, 0] give the same target).
+    avoid_static (for videos) steers clear of chaotic patches. Raises RuntimeError if the
+    start window holds no boundary, NoTargetError if no attempt passes verification.
     """
     if not depth > 0:
         raise ValueError(f"zoom.depth must be > 0 decades, got {depth!r}")
@@ -127,7 +133,7 @@ def find_target(
             log.info("zoom target %s (seed %s, attempt %d)", point, seed, attempt + 1)
             return target
         log.info("target %s lost the boundary at some depth; searching again", point)
-    raise RuntimeError(
+    raise NoTargetError(
         f"no target keeps the boundary in view down to zoom.depth={depth} decades after "
         f"{attempts} attempts; try another zoom.seed, a smaller depth or more experiment.steps"
     )
@@ -150,28 +156,31 @@ def find_roughest_target(
     fractal in others, and a set's box-counting dimension is the largest of its parts',
     so a measurement has to look where the boundary is fractal; a single search lands on a
     smooth stretch as often as not (single_datapoint: 7 of 10 seeds). Complexity is
-    counted on landscapes of their own, one per decade below `start` at the search
-    resolution: a smooth edge crosses a landscape of side r in about r boundary corners,
-    a fractal one in many more. Returns the target and every candidate's point and count.
+    counted on landscapes of their own, one per decade below `start` (and one at the final
+    depth) of about `resolution` px: a smooth edge crosses a landscape of side r in about r
+    boundary corners, a fractal one in many more. Returns the target and, for every
+    candidate, its seed and either its point and count or why the search failed.
     """
     if not (isinstance(candidates, int) and candidates >= 1):
         raise ValueError(f"candidates={candidates!r} must be an integer >= 1")
-    tried = []
+    found, record, failure = [], [], None
     for i in range(candidates):
         try:
             target = find_target(exp, start, depth, seed=[seed, i], resolution=resolution, device=device,
                                  dtype=dtype, progress=progress, avoid_static=False)
-        except RuntimeError as error:  # this candidate lost the boundary; the others may not
+        except NoTargetError as error:  # this candidate lost the boundary; the others may not
             log.info("candidate %d: %s", i, error)
+            record.append({"seed": [seed, i], "found": False, "reason": str(error)})
+            failure = error
             continue
         corners = _boundary_corners(exp, target, resolution, device, dtype, progress)
         log.info("candidate %d: %s, %d boundary corners", i, target.point, corners)
-        tried.append((corners, target))
-    if not tried:
-        raise RuntimeError(f"none of {candidates} candidate targets keeps the boundary in view down to "
-                           f"{depth} decades; try another seed, a smaller depth or more steps")
-    best = max(tried, key=lambda t: t[0])[1]
-    return best, [{"point": list(t.point), "boundary_corners": c} for c, t in tried]
+        record.append({"seed": [seed, i], "found": True, "point": list(target.point), "boundary_corners": corners})
+        found.append((corners, target))
+    if not found:
+        raise NoTargetError(f"none of {candidates} candidate targets keeps the boundary in view down to "
+                            f"{depth} decades; try another seed, a smaller depth or more steps") from failure
+    return max(found, key=lambda t: t[0])[1], record
 
 
 def _boundary_corners(exp, target: Target, resolution, device, dtype, progress) -> int:
@@ -212,7 +221,8 @@ def _pick(scores, window: Window, rng, first: bool, zoom: float, avoid_static: b
     """A boundary corner near the centre with much boundary, not static, in the next window."""
     edge = edges(scores)
     if not edge.any():
-        raise RuntimeError(
+        error = RuntimeError if first else NoTargetError
+        raise error(
             f"the window {window.to_dict()} holds no boundary (only one class); pick another "
             "start window or target"
         )
