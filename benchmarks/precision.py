@@ -2,7 +2,7 @@
 
 float32 is about twice as fast, but training near the boundary is chaotic, so rounding
 can flip a pixel's class; and deep enough, neighbouring pixels' hyperparameters round to
-the same float32 number. For each condition in zoomer/conf/experiment this follows the
+the same float32 number. For each condition in conf/experiment this follows the
 boundary down from the condition's default window a decade at a time: at each depth it
 renders the window in both precisions and counts the pixels whose class (trains or
 diverges) is the same. The next window is centred on a boundary corner of the float64
@@ -23,6 +23,7 @@ import platform
 import sys
 import time
 from datetime import datetime, timezone
+from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
@@ -31,10 +32,10 @@ from omegaconf import OmegaConf
 
 import zoomer
 from zoomer import kernels
-from zoomer.target import edge_mask
+from zoomer.dimension import edges as edge_mask
 
 CONDITIONS = ("tanh", "relu", "identity", "minibatch", "single_datapoint", "paraminit")
-CONF = Path(zoomer.__file__).parent / "conf" / "experiment"
+CONF = Path(str(files("zoomer.conf"))) / "experiment"
 # Below this agreement a condition is deep in float64 territory: stop following it.
 STOP_BELOW = 0.9
 # The boundary passes within sqrt(2)/2 pixel steps of a boundary corner, which must be

@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ import zoomer.cli  # noqa: F401  registers the schema
 from zoomer import Experiment
 from zoomer.video import moov_before_mdat, probe
 
-CONF = Path(zoomer.cli.__file__).parent / "conf"
+CONF = Path(str(files("zoomer.conf")))
 GROUPS = {g: sorted(p.stem for p in (CONF / g).glob("*.yaml")) for g in ("experiment", "zoom", "color", "video")}
 
 # Small enough for a 2-core CI machine: a few frames of a few pixels, few steps.

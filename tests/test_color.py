@@ -1,3 +1,4 @@
+from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
@@ -7,7 +8,7 @@ from omegaconf import OmegaConf
 from zoomer.color import (COLORMAPS, ColorConfig, Reference, color_frame, colorize, lookup_table,
                           normalize, smooth_references, supersample_colors)
 
-CONF = Path(__file__).parents[1] / "zoomer" / "conf" / "color"
+CONF = Path(str(files("zoomer.conf"))) / "color"
 BLUE, RED = (0x5E, 0x4F, 0xA2), (0x9E, 0x01, 0x42)  # Spectral's ends
 
 

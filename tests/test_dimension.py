@@ -3,6 +3,7 @@ import json
 import math
 import subprocess
 import sys
+from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from zoomer import dimension_table
 from zoomer.dimension import box_counts, box_dimension, boundary_dimension, edges, fit_range, median_dimension
 from zoomer.dimension_cli import measure
 
-CONF = str(Path(zoomer.__file__).parent / "conf")
+CONF = str(files("zoomer.conf"))
 CONDITIONS = ("tanh", "relu", "identity", "minibatch", "single_datapoint", "paraminit")
 
 

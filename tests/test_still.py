@@ -2,6 +2,7 @@
 import json
 import subprocess
 import sys
+from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ import zoomer
 from zoomer.figure import edge_ticks, still_figure
 from zoomer.still_cli import render_still
 
-CONF = str(Path(zoomer.__file__).parent / "conf")
+CONF = str(files("zoomer.conf"))
 SMALL = ("experiment=single_datapoint", "size=24", "steps=20", "precision=float32")
 
 

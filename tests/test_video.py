@@ -1,3 +1,4 @@
+from importlib.resources import files
 from pathlib import Path
 
 import imageio_ffmpeg
@@ -9,7 +10,7 @@ from PIL import Image
 from zoomer.video import (VideoConfig, VideoWriter, draw_overlay, moov_before_mdat, mp4_boxes,
                           overlay_lines, probe, save_png)
 
-CONF = Path(__file__).parents[1] / "zoomer" / "conf" / "video"
+CONF = Path(str(files("zoomer.conf"))) / "video"
 WIDTH, HEIGHT, N = 64, 36, 6
 
 
