@@ -22,7 +22,7 @@ GROUPS = {g: sorted(p.stem for p in (CONF / g).glob("*.yaml")) for g in ("experi
 # A manual target on the tanh boundary skips the search (tested on its own in test_target.py).
 TINY = [
     "video.width=32", "video.height=18", "video.fps=4", "video.duration_s=1.5", "experiment.steps=20",
-    "zoom=manual", "zoom.target=[5.0,1.86]", "zoom.depth=1.0", "engine.precision=float32",
+    "zoom=manual", "zoom.target=[4.995,1.625]", "zoom.depth=1.0", "engine.precision=float32",
 ]
 
 
@@ -109,12 +109,12 @@ def test_gif_preset_loops(tmp_path):
 
 
 def test_manual_target_and_final_width(tmp_path):
-    run_app(tmp_path, *TINY, "zoom.target=[1.5,1.0]", "zoom.final_width=0.08")
+    run_app(tmp_path, *TINY, "zoom.final_width=0.08")
     meta = json.loads((tmp_path / "metadata.json").read_text())
-    assert meta["target"]["point"] == [1.5, 1.0]
+    assert meta["target"]["point"] == [4.995, 1.625]
     last = meta["frame_windows"][-1]
     assert last["x"][1] - last["x"][0] == pytest.approx(0.08)
-    assert np.mean(last["x"]) == pytest.approx(1.5)
+    assert np.mean(last["x"]) == pytest.approx(4.995)
 
 
 def test_automatic_target_search_end_to_end(tmp_path):
@@ -131,20 +131,29 @@ def frames_without_both_classes_in_the_central_fifth(run_dir, meta) -> list:
     covers the frame most finely, does not hold both classes."""
     from omegaconf import OmegaConf
 
-    from zoomer import render
-    from zoomer.color import ColorConfig
+    from zoomer import plan as planning
+    from zoomer.compute import frame_key
+    from zoomer.render import fingerprint
     from zoomer.store import FrameStore
-    from zoomer.video import VideoConfig
+    from zoomer.target import Target
 
     cfg = OmegaConf.create(meta["config"])
     exp = Experiment.from_config(cfg.experiment)
-    video = render._as(VideoConfig, cfg.video)
-    start = render.start_window(cfg.experiment.window, video)
-    store = FrameStore(run_dir / "frames", render.fingerprint(cfg, exp, start))
-    plan = render.make_plan(exp, start, render._as(render.ZoomConfig, cfg.zoom),
-                            render._as(render.RenderConfig, cfg.render), video, render._as(ColorConfig, cfg.color),
-                            torch.device("cpu"), "float32", store)
-    keyframes = [store.load(render.frame_key(store, w, plan.size)) for w in plan.windows]
+    from zoomer.color import ColorConfig
+    from zoomer.config import RenderConfig, ZoomConfig
+    from zoomer.video import VideoConfig
+
+    def typed(cls, node):
+        return cls(**OmegaConf.to_container(node))
+
+    video = typed(VideoConfig, cfg.video)
+    start = planning.start_window(cfg.experiment.window, video)
+    store = FrameStore(run_dir / "frames", fingerprint(cfg, exp, start))
+    lay = planning.layout(start, typed(ZoomConfig, cfg.zoom), typed(RenderConfig, cfg.render), video,
+                          typed(ColorConfig, cfg.color), torch.device("cpu"))
+    target = Target(tuple(meta["target"]["point"]), (), meta["target"]["depth"])
+    plan = planning.make_plan(lay, target, video, cfg.zoom.ease)
+    keyframes = [store.load(frame_key(store, w, plan.size)) for w in plan.windows]
     bad = []
     for n, frame in enumerate(plan.frame_windows):
         k = max(i for i, w in enumerate(plan.windows) if w.width >= frame.width * (1 - 1e-9) or i == 0)

@@ -5,7 +5,8 @@ import numpy as np
 
 from zoomer import Experiment
 from zoomer.color import ColorConfig, Reference
-from zoomer.render import Plan, _keyframe_frames
+from zoomer.compose import keyframe_frames
+from zoomer.plan import Plan
 from zoomer.target import Target
 from zoomer.video import VideoConfig
 from zoomer.window import Window, zoom_path
@@ -33,7 +34,7 @@ def test_the_inset_keyframe_shows_no_edge():
     video = VideoConfig(width=72, height=40, fps=24, duration_s=1.0, overlay=False)
     color = ColorConfig()
     refs = [Reference.from_scores(load(k)) for k in range(len(plan.windows))]
-    frames = [f.astype(float) for f in _keyframe_frames(Experiment(), plan, load, refs, video, color)]
+    frames = [f.astype(float) for f in keyframe_frames(Experiment(), plan, load, refs, video, color)]
     assert len(frames) == video.n_frames
     # A smooth field: neighbouring pixels differ little everywhere, the inset's border included.
     # (Ranking each keyframe against its own reference put steps of up to 26 levels there.)
@@ -47,5 +48,5 @@ def test_frames_past_the_last_keyframe_keep_zooming():
     assert len(plan.windows) == 5
     video = VideoConfig(width=72, height=40, fps=24, duration_s=1.0, overlay=False)
     refs = [Reference.from_scores(load(k)) for k in range(len(plan.windows))]
-    frames = list(_keyframe_frames(Experiment(), plan, load, refs, video, ColorConfig()))
+    frames = list(keyframe_frames(Experiment(), plan, load, refs, video, ColorConfig()))
     assert not np.array_equal(frames[-1], frames[-2]), "the zoom must not stall on the deepest keyframe"

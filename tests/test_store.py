@@ -17,6 +17,8 @@ from zoomer import render as render_module
 from zoomer.video import probe
 
 EXACT = [*TINY, "render.frames=exact", "video.duration_s=2.0"]  # 8 frames, each computed
+# Longer training, so that a kill lands part-way; the boundary moves with it.
+SLOWER = ["experiment.steps=60", "zoom.target=[5.055,1.995]"]
 
 
 def stored(store: Path) -> dict:
@@ -31,7 +33,7 @@ def uninterrupted(tmp_path_factory):
 
 
 def test_killed_render_resumes_and_recomputes_only_missing_frames(tmp_path, uninterrupted):
-    cmd = [sys.executable, "-m", "zoomer", f"hydra.run.dir={tmp_path}", *EXACT, "experiment.steps=60"]
+    cmd = [sys.executable, "-m", "zoomer", f"hydra.run.dir={tmp_path}", *EXACT, *SLOWER]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while len(list((tmp_path / "frames").glob("*.npy"))) < 3 and time.time() < deadline and proc.poll() is None:
@@ -40,11 +42,11 @@ def test_killed_render_resumes_and_recomputes_only_missing_frames(tmp_path, unin
     assert proc.wait() == -signal.SIGKILL
     before = len(list((tmp_path / "frames").glob("*.npy")))
     assert 0 < before < 8, "the kill must land part-way"
-    run_app(tmp_path, *EXACT, "experiment.steps=60")
+    run_app(tmp_path, *EXACT, *SLOWER)
     meta = json.loads((tmp_path / "metadata.json").read_text())
     assert meta["frames"]["computed"] == 8 - before and meta["frames"]["reused"] == before
     whole = tmp_path / "whole60"
-    run_app(whole, *EXACT, "experiment.steps=60")
+    run_app(whole, *EXACT, *SLOWER)
     a, b = stored(tmp_path / "frames"), stored(whole / "frames")
     assert a.keys() == b.keys() and len(a) == 8
     assert all(np.array_equal(a[k], b[k]) for k in a)
@@ -78,8 +80,8 @@ def test_recolouring_reuses_stored_scores_without_the_engine(tmp_path, uninterru
     def no_engine(*args, **kwargs):
         raise AssertionError("the engine was called")
 
-    monkeypatch.setattr(render_module.engine, "landscape", no_engine)
-    monkeypatch.setattr("zoomer.target.landscape", no_engine)
+    for module in ("compute", "target", "preflight"):
+        monkeypatch.setattr(f"zoomer.{module}.landscape", no_engine)
     with initialize_config_module(config_module="zoomer.conf", version_base="1.3"):
         cfg = compose(config_name="config", overrides=[*EXACT, "color=rdbu", "video.overlay=false"])
     meta = render_module.render(cfg, run_dir)

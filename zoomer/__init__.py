@@ -7,7 +7,8 @@
 """
 __version__ = "0.1.0"
 
-from .engine import landscape, train_grid
+from .engine import train_grid
+from .landscape import landscape
 from .experiment import Experiment, Problem
 from .window import Window
 

@@ -1,5 +1,8 @@
 """Structured-config schemas: the types Hydra checks every YAML file and override against.
 
+Schemas only: this module imports no compute module, so every app can load and check its
+settings before anything heavy is imported or run.
+
 The experiment schema is derived from the Experiment dataclass itself, so a field added
 there is configurable at once and the two can never disagree.
 """
@@ -7,11 +10,9 @@ import math
 from dataclasses import MISSING, asdict, dataclass, field, fields, make_dataclass
 from typing import Any, ClassVar, List, Optional
 
-import torch
-
 from .color import ColorConfig
+from .video import VideoConfig
 from .dimension import MIN_SIDE
-from .engine import DTYPES
 from .experiment import Experiment
 from .window import Window
 
@@ -31,10 +32,29 @@ class WindowConfig:
 ExperimentConfig = make_dataclass(
     "ExperimentConfig",
     [("name", str, field(default="tanh"))]
-    + [(f.name, f.type, field(default=f.default)) for f in fields(Experiment) if f.default is not MISSING]
-    + [("window", WindowConfig, field(default_factory=WindowConfig))],
+    + [(f.name, f.type, field(default=f.default)) for f in fields(Experiment)
+       if f.default is not MISSING and f.name != "steps"]
+    + [("steps", Optional[int], field(default=None)),  # null: the quality's (zoomer.quality)
+       ("window", WindowConfig, field(default_factory=WindowConfig))],
 )
 ExperimentConfig.__doc__ = "An Experiment's fields, its name and its default start window."
+
+
+@dataclass
+class PanelConfig:
+    """A window named by its hyperparameter values (not log10), as a paper's figure prints
+    them: x input-layer rate (or weight offset), y output-layer rate (or the one rate)."""
+
+    title: str = ""
+    x: List[float] = field(default_factory=lambda: [1.0, 10.0])
+    y: List[float] = field(default_factory=lambda: [1.0, 10.0])
+
+    def window(self) -> Window:
+        """The panel in axis units (log10)."""
+        for name, (lo, hi) in (("x", self.x), ("y", self.y)):
+            if not 0 < lo < hi:
+                raise ValueError(f"panel.{name}={[lo, hi]} must be two increasing positive values (not log10)")
+        return Window.from_bounds(tuple(math.log10(v) for v in self.x), tuple(math.log10(v) for v in self.y))
 
 
 @dataclass
@@ -56,6 +76,8 @@ class StudyConfig:
     search_resolution: int = 32  # pixels per side of each target-search level
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: str = "float64"  # float64 | float32
+    quality: str = "auto"  # auto | preview | paper (zoomer.quality): training steps unless experiment.steps is set
+    panel: Optional[PanelConfig] = None  # a named window (conf/paper): the view instead of target/magnification
 
     min_size: ClassVar[int] = 8  # pixels across, at the least
 
@@ -63,12 +85,9 @@ class StudyConfig:
         """Raise ValueError naming the setting; runs before any compute."""
         if not (isinstance(self.size, int) and self.size >= self.min_size):
             raise ValueError(f"size={self.size!r} must be an integer >= {self.min_size} (pixels)")
-        if self.precision not in DTYPES:
-            raise ValueError(f"precision={self.precision!r} must be one of {list(DTYPES)}")
-        try:
-            torch.device("cpu" if self.device == "auto" else self.device)
-        except RuntimeError:
-            raise ValueError(f"device={self.device!r} must be auto, cpu, cuda or cuda:N") from None
+        if self.precision not in ("float64", "float32"):
+            raise ValueError(f"precision={self.precision!r} must be one of ['float64', 'float32']")
+        resolve_device(self.device)
         if not (self.target in ("auto", None) or _is_point(self.target)):
             raise ValueError(f"target={self.target!r} must be auto, null or [x, y] in axis units")
         if self.target == "auto" and not self.depth > 0:
@@ -76,7 +95,8 @@ class StudyConfig:
                              "(levels=1 or magnification=1); use target=null or target=[x,y]")
         if not (isinstance(self.search_resolution, int) and self.search_resolution >= 8):
             raise ValueError(f"search_resolution={self.search_resolution!r} must be an integer >= 8")
-        self.make_experiment()  # validates every experiment field
+        if self.panel is not None:
+            self.panel.window()
         self.start_window()
 
     @property
@@ -84,14 +104,23 @@ class StudyConfig:
         """Decades of magnification the app zooms through below the experiment's window."""
         raise NotImplementedError
 
-    def make_experiment(self) -> Experiment:
+    def make_experiment(self, device=None) -> Experiment:
+        from .quality import steps_for
+
         node = {k: v for k, v in asdict(self.experiment).items() if k not in ("name", "window")}
-        if self.steps is not None:
-            node["steps"] = self.steps
+        steps = self.steps if self.steps is not None else node["steps"]
+        node["steps"] = steps_for(self.quality, steps, resolve_device(self.device) if device is None else device)
         return Experiment(**node)
 
     def start_window(self) -> Window:
         return WindowConfig.to_window(self.experiment.window)
+
+
+def resolve_device(name: str):
+    """The torch device a setting names; refuses one this machine does not have."""
+    from .engine import resolve_device as resolve
+
+    return resolve(name)
 
 
 def _is_point(value) -> bool:
@@ -165,10 +194,60 @@ class StillConfig(StudyConfig):
         return round(self.size / self.aspect), self.size
 
 
+@dataclass
+class ZoomConfig:
+    """Where and how deep to zoom (Hydra group `zoom`)."""
+
+    target: Optional[List[float]] = None  # [x, y] in axis units; null = search automatically
+    depth: float = 4.0  # decades of magnification from the start window
+    final_width: Optional[float] = None  # the last frame's width in axis units (sets depth)
+    seed: int = 0  # which automatic target
+    ease: float = 0.1  # share of the video spent speeding up (and slowing down) the zoom
+    search_resolution: int = 32  # pixels per side of each search level
+    zoom_per_level: float = 4.0  # magnification between search levels
+
+
+@dataclass
+class EngineConfig:
+    """Where and in which float type the runs train (Hydra node `engine`)."""
+
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: str = "float64"  # float64 | float32 | auto (float32 where measured to agree)
+    backend: str = "auto"  # auto | torch | a fused kernel (zoomer/kernels)
+
+
+@dataclass
+class RenderConfig:
+    """How the frames are computed and stored (Hydra node `render`)."""
+
+    frames: str = "auto"  # exact | keyframes | auto (exact on CUDA, keyframes on the CPU)
+    keyframe_scale: float = 1.0  # keyframe pixels per video pixel (per side)
+    guess: int = 8  # solid guessing: train every guess-th pixel, then only near the boundary; 1 = all
+    mode: str = "all"  # all | compute (frames only) | assemble (encode from the store)
+    num_shards: int = 1
+    shard: int = 0  # this process computes frames i with i % num_shards == shard
+    store_dir: Optional[str] = None  # default: <run dir>/frames
+
+
+@dataclass
+class ZoomerConfig:
+    """The `zoomer` app: every YAML file and override is checked against it."""
+
+    quality: str = "auto"  # auto | preview | paper (zoomer.quality): training steps unless experiment.steps is set
+    panel: Optional[PanelConfig] = None  # a named final window (conf/paper): the zoom ends on it
+    experiment: ExperimentConfig = field(default_factory=ExperimentConfig)  # type: ignore[valid-type]
+    zoom: ZoomConfig = field(default_factory=ZoomConfig)
+    color: ColorConfig = field(default_factory=ColorConfig)
+    video: VideoConfig = field(default_factory=VideoConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    render: RenderConfig = field(default_factory=RenderConfig)
+
+
 def register_configs() -> None:
     """Put the app schemas in Hydra's ConfigStore, for the primary configs to extend."""
     from hydra.core.config_store import ConfigStore
 
     store = ConfigStore.instance()
+    store.store(name="base_config", node=ZoomerConfig)
     store.store(name="dimension_schema", node=DimensionConfig)
     store.store(name="still_schema", node=StillConfig)

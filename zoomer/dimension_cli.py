@@ -19,11 +19,11 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from .cli import run_reporting_errors
+from .errors import run_reporting_errors
 from .color import ColorConfig, Reference, color_frame
 from .config import DimensionConfig, register_configs
 from .dimension import boundary_dimension, edges, median_dimension
-from .engine import landscape
+from .landscape import landscape
 from .figure import boxcount_plot
 from .study import Study, write_json
 from .target import coherence, find_roughest_target
@@ -107,7 +107,7 @@ def _run(cfg: DictConfig, out: Path) -> float:
     return result["median_dimension"]
 
 
-@hydra.main(version_base=None, config_path="conf", config_name="dimension")
+@hydra.main(version_base=None, config_path="pkg://zoomer.conf", config_name="dimension")
 def main(cfg: DictConfig) -> float:
     return run_reporting_errors(_run, cfg)
 

@@ -10,18 +10,14 @@ from __future__ import annotations
 import logging
 import math
 import os
-from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 import torch
 
 from . import kernels
 from .experiment import Experiment, Problem
-from .guess import check_step, solid_guess
-from .precision import resolve_precision
+from .net import Net
 from .score import CAP, ScoreAccumulator
-from .window import Window, check_size
 
 log = logging.getLogger(__name__)
 
@@ -32,15 +28,33 @@ MEMORY_SHARE = 0.25
 # On the CPU a chunk whose activations stay in cache beats a bigger one; this is the
 # working set aimed for (a speed setting, not a memory guess: free memory still caps it).
 CPU_WORKING_SET = 16 * 2**20
+# A fused CPU kernel call cannot be interrupted: Ctrl-C waits for it. Capping its work at
+# about a second of this CPU (1e5 run-steps/s measured on 2 cores) keeps Ctrl-C prompt.
+FUSED_CPU_RUN_STEPS_PER_CALL = 2**17
+FUSED_CPU_MIN_RUNS = 64  # enough groups of SIMD lanes to keep every core busy
 # How often (in steps) the loop looks for diverged runs to drop from the batch.
 COMPACT_EVERY = 8
 
 
 def resolve_device(device=None) -> torch.device:
-    """None -> CUDA when present, else the CPU."""
+    """None or "auto" -> CUDA when present, else the CPU; a named device must exist here."""
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"engine.device={device!r} is not a device; use auto, cpu, cuda or cuda:N") from None
+    if resolved.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"engine.device={device!r}: this machine has no CUDA GPU that torch can use; "
+                             "use engine.device=cpu (or auto)")
+        if resolved.index is not None and resolved.index >= count:
+            raise ValueError(f"engine.device={device!r}: this machine has {count} CUDA GPU(s), "
+                             f"cuda:0..cuda:{count - 1}")
+    elif resolved.type != "cpu":
+        raise ValueError(f"engine.device={device!r} is not supported; use auto, cpu, cuda or cuda:N")
+    return resolved
 
 
 def resolve_dtype(dtype) -> torch.dtype:
@@ -81,74 +95,22 @@ def chunk_size(
     """Runs per chunk, from the memory free on the device; a power of two for stable shapes.
 
     A fused kernel keeps its working set per group of runs, not per chunk, so the CPU cache
-    target does not apply to it (small chunks would only leave cores idle at their ends).
+    target does not apply to it; on the CPU its calls are kept about a second long so that
+    Ctrl-C is answered promptly.
     """
     per_run = bytes_per_run(exp, dtype)
     budget = MEMORY_SHARE * free_memory(device)
     if device.type == "cpu" and not fused:
         budget = min(budget, CPU_WORKING_SET)
     fits = int(budget // per_run)
+    if device.type == "cpu" and fused:
+        fits = min(fits, max(FUSED_CPU_MIN_RUNS, FUSED_CPU_RUN_STEPS_PER_CALL // exp.steps))
     if fits < 1:
         raise MemoryError(
             f"one training run needs {per_run / 2**20:.1f} MiB but only "
             f"{budget / 2**20:.1f} MiB may be used on {device}; reduce experiment.width or n_data"
         )
     return min(1 << (fits.bit_length() - 1), 1 << max(0, (n_runs - 1).bit_length()))
-
-
-@dataclass
-class Net:
-    """The per-layer constants of the mean-field net, folded for the hot loop."""
-
-    scale: list[float]  # 1/sqrt(fan_in) per layer; the output is scaled twice
-    nonlinearity: str
-
-    @classmethod
-    def of(cls, exp: Experiment) -> "Net":
-        return cls([1 / math.sqrt(a) for a, _ in exp.layer_shapes], exp.nonlinearity)
-
-    def act(self, i: int, p: torch.Tensor) -> torch.Tensor:
-        """Hidden layer i's output from its pre-activation p = h @ W (before scaling)."""
-        c = self.scale[i]
-        if self.nonlinearity == "tanh":
-            return torch.tanh(p * (math.sqrt(2) * c))
-        if self.nonlinearity == "relu":
-            return torch.relu(p) * (math.sqrt(2) * c)
-        return p * c
-
-    def dact(self, i: int, h: torch.Tensor) -> torch.Tensor:
-        """d act / d p for hidden layer i, written in terms of its output h."""
-        c = self.scale[i]
-        if self.nonlinearity == "tanh":
-            return (1 - h * h) * (math.sqrt(2) * c)
-        if self.nonlinearity == "relu":
-            return (h > 0).to(h.dtype) * (math.sqrt(2) * c)
-        return torch.full_like(h, c)
-
-    def forward(self, weights, x):
-        """Activations [x, h_1, ..., h_{d-1}] and the output, for every run at once."""
-        hs = [x]
-        for i, w in enumerate(weights[:-1]):
-            hs.append(self.act(i, torch.matmul(hs[-1], w)))
-        out = torch.matmul(hs[-1], weights[-1]) * self.scale[-1] ** 2
-        return hs, out
-
-    def loss_and_grads(self, weights, x, y):
-        """Mean squared error per run and its gradient for every layer (backprop by hand)."""
-        hs, out = self.forward(weights, x)
-        r = out - y
-        loss = (r * r).mean(dim=(-2, -1))
-        g = r * (2 * self.scale[-1] ** 2 / (r.shape[-2] * r.shape[-1]))
-        grads = [None] * len(weights)
-        for i in range(len(weights) - 1, -1, -1):
-            grads[i] = torch.matmul(hs[i].transpose(-2, -1), g)
-            if i:
-                g = torch.matmul(g, weights[i].transpose(-2, -1)) * self.dact(i - 1, hs[i])
-        return loss, grads
-
-    def loss(self, weights, x, y):
-        out = self.forward(weights, x)[1]
-        return ((out - y) ** 2).mean(dim=(-2, -1))
 
 
 def train_chunk(
@@ -261,48 +223,3 @@ def _warn_once(message: str) -> None:
     if message.split(":")[0] not in _warned:
         _warned.add(message.split(":")[0])
         log.warning(message)
-
-
-def landscape(
-    exp: Experiment,
-    window: Window,
-    size: tuple[int, int] = (256, 256),
-    device=None,
-    dtype=torch.float64,
-    progress=None,
-    backend: str = "auto",
-    guess: int = 1,
-    known: Optional[np.ndarray] = None,
-) -> np.ndarray:
-    """The score image (H, W) of a window: row 0 is the lowest y, column 0 the lowest x.
-
-    dtype "auto" picks float32 or float64 for this window (zoomer.precision). guess > 1
-    trains only the runs the boundary needs and interpolates the rest (zoomer.guess).
-    known, an (H, W) image of runs already trained at these very coordinates (NaN
-    elsewhere), is used instead of training them again; the result is the same.
-    """
-    exp.validate()
-    h, w = check_size(size)
-    window.check_resolution((h, w))
-    if dtype == "auto":
-        dtype = resolve_precision(dtype, exp, window, (h, w))
-    xs, ys = window.axes((h, w))
-    counts = {"trained": 0, "reused": 0}
-
-    def train(i, j):
-        scores = known[i, j] if known is not None else np.full(i.size, np.nan)
-        todo = np.isnan(scores)
-        counts["trained"] += int(todo.sum())
-        counts["reused"] += int(todo.size - todo.sum())
-        if progress is not None:
-            progress(int(todo.size - todo.sum()))
-        if todo.any():
-            scores[todo] = train_grid(exp, xs[j[todo]], ys[i[todo]], device=device, dtype=dtype,
-                                      progress=progress, backend=backend)
-        return scores
-
-    scores = solid_guess(train, (h, w), check_step(guess), progress)
-    if guess > 1 or known is not None:
-        log.info("%d x %d frame: trained %d runs (%.0f%%), %d reused from another frame",
-                 w, h, counts["trained"], 100 * counts["trained"] / (h * w), counts["reused"])
-    return scores

@@ -125,18 +125,30 @@ def edge_ticks(lo: float, hi: float) -> list[tuple[float, str]]:
     return [(v, f"{v:.{digits}g}") for v in (lo, (lo + hi) / 2, hi)]
 
 
-def still_figure(rgb: np.ndarray, window: Window, labels: tuple[str, str], title: str) -> Image.Image:
-    """The picture (display orientation) framed by axes in hyperparameter units."""
+def linear_ticks(lo: float, hi: float) -> list[tuple[float, str]]:
+    """Ticks of a log10 axis labelled with the hyperparameter itself (10**value), as the
+    paper's figures print them."""
+    ends = edge_ticks(10**lo, 10**hi)
+    return [(math.log10(v), label) for v, label in (ends[0], ends[-1])]
+
+
+def still_figure(rgb: np.ndarray, window: Window, labels: tuple[str, str], title: str,
+                 linear: bool = False) -> Image.Image:
+    """The picture (display orientation) framed by axes in axis units (log10), or with
+    `linear` in the hyperparameters' own values."""
+    ticks = linear_ticks if linear else edge_ticks
+    if linear:
+        labels = tuple(label.removeprefix("log10 ") for label in labels)
     try:
         import matplotlib  # noqa: F401  (the `figures` extra)
     except ImportError:
-        return _still_figure_pillow(rgb, window, labels, title)
-    return _still_figure_matplotlib(rgb, window, labels, title)
+        return _still_figure_pillow(rgb, window, labels, title, ticks)
+    return _still_figure_matplotlib(rgb, window, labels, title, ticks)
 
 
-def _still_figure_pillow(rgb, window, labels, title) -> Image.Image:
+def _still_figure_pillow(rgb, window, labels, title, ticks) -> Image.Image:
     height, width = rgb.shape[:2]
-    xticks, yticks = edge_ticks(*window.x_bounds), edge_ticks(*window.y_bounds)
+    xticks, yticks = ticks(*window.x_bounds), ticks(*window.y_bounds)
     font_size = max(12, min(height, width) // 40)
     axes = Axes.around((width, height), window.x_bounds, window.y_bounds, xticks, yticks, (*labels, title), font_size)
     axes.image.paste(Image.fromarray(rgb), axes.box[:2])
@@ -144,7 +156,7 @@ def _still_figure_pillow(rgb, window, labels, title) -> Image.Image:
     return axes.image
 
 
-def _still_figure_matplotlib(rgb, window, labels, title) -> Image.Image:
+def _still_figure_matplotlib(rgb, window, labels, title, ticks) -> Image.Image:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -154,7 +166,7 @@ def _still_figure_matplotlib(rgb, window, labels, title) -> Image.Image:
     ax = fig.add_axes([130 / (width + 260), 110 / (height + 200), width / (width + 260), height / (height + 200)])
     ax.imshow(rgb, extent=(*window.x_bounds, *window.y_bounds), aspect="auto", interpolation="nearest")
     for set_ticks, bounds in ((ax.set_xticks, window.x_bounds), (ax.set_yticks, window.y_bounds)):
-        values, names = zip(*edge_ticks(*bounds))
+        values, names = zip(*ticks(*bounds))
         set_ticks(values, names)
     ax.set_xlabel(labels[0])
     ax.set_ylabel(labels[1])

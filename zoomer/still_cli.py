@@ -17,10 +17,11 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from .cli import run_reporting_errors
+from .errors import run_reporting_errors
 from .color import Reference, color_frame
 from .config import StillConfig, register_configs
-from .engine import landscape
+from .dimension import MIN_SIDE, box_dimension, edges
+from .landscape import landscape
 from .figure import still_figure
 from .study import Study, write_json
 from .video import save_png
@@ -36,9 +37,14 @@ def render_still(cfg: StillConfig, out: Path, config: dict | None = None) -> dic
     study = Study.of(cfg)
     exp, (height, width), k = study.experiment, cfg.shape, cfg.color.supersample
     started = time.perf_counter()
-    start = study.start.with_aspect(width / height)
-    center = study.center(cfg, start)
-    window = start.zoom(cfg.magnification, center)
+    if cfg.panel is not None:  # a named window shown as it is, its shape kept
+        window = cfg.panel.window()
+        height = max(cfg.min_size, round(width * window.height / window.width))
+        center = window.center
+    else:
+        start = study.start.with_aspect(width / height)
+        center = study.center(cfg, start)
+        window = start.zoom(cfg.magnification, center)
     window.check_resolution((height * k, width * k))
     timings = {"target_s": time.perf_counter() - started}
 
@@ -49,9 +55,12 @@ def render_still(cfg: StillConfig, out: Path, config: dict | None = None) -> dic
     rgb = color_frame(scores, Reference.from_scores(scores, cfg.color.n_quantiles), cfg.color, exp.readout)
     save_png(out / "still.png", rgb)
     files = ["still.png"]
+    edge = edges(scores)
+    dimension = box_dimension(edge).dimension if edge.any() and min(edge.shape) >= MIN_SIDE else None
     if cfg.figure:
-        title = cfg.title or f"{cfg.experiment.name}, {exp.steps} steps, zoom {cfg.magnification:.3g}"
-        still_figure(rgb, window, exp.axis_labels, title).save(out / "figure.png")
+        view = cfg.panel.title if cfg.panel is not None else f"zoom {cfg.magnification:.3g}"
+        title = cfg.title or f"{cfg.experiment.name}, {exp.steps} steps, {view}"
+        still_figure(rgb, window, exp.axis_labels, title, linear=cfg.panel is not None).save(out / "figure.png")
         files.append("figure.png")
     timings["write_s"] = time.perf_counter() - tick
     timings["total_s"] = time.perf_counter() - started
@@ -62,6 +71,8 @@ def render_still(cfg: StillConfig, out: Path, config: dict | None = None) -> dic
         "window": window.to_dict(),
         "center": list(center),
         "magnification": cfg.magnification,
+        "panel": None if cfg.panel is None else {"title": cfg.panel.title, "x": cfg.panel.x, "y": cfg.panel.y},
+        "box_dimension": dimension,  # of this image's boundary (zoomer.dimension), at its resolution
         "pixels": {"width": width, "height": height, "supersample": k},
         "axis_labels": list(exp.axis_labels),
         "files": files,
@@ -81,7 +92,7 @@ def _run(cfg: DictConfig, out: Path) -> None:
     log.info("wrote %s to %s in %.1f s", ", ".join(metadata["files"]), out, metadata["timings"]["total_s"])
 
 
-@hydra.main(version_base=None, config_path="conf", config_name="still")
+@hydra.main(version_base=None, config_path="pkg://zoomer.conf", config_name="still")
 def main(cfg: DictConfig) -> None:
     run_reporting_errors(_run, cfg)
 

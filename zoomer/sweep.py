@@ -12,16 +12,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import hydra
+from omegaconf import OmegaConf
 import numpy as np
 from hydra.core.config_store import ConfigStore
 from PIL import Image, ImageDraw, ImageFont
 
 from . import engine
-from .cli import run_reporting_errors
+from .errors import run_reporting_errors
 from .color import ColorConfig, Reference, color_frame
-from .config import ExperimentConfig
-from .experiment import Experiment
-from .render import EngineConfig, _as
+from .config import EngineConfig, ExperimentConfig
+from .quality import experiment_of
 from .store import write_atomic
 from .dimension import edges
 from .target import NoTargetError, find_target
@@ -42,6 +42,7 @@ class CandidatesConfig:
 
 @dataclass
 class TargetsConfig:
+    quality: str = "auto"  # auto | preview | paper (zoomer.quality): training steps unless experiment.steps is set
     experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
     candidates: CandidatesConfig = field(default_factory=CandidatesConfig)
     color: ColorConfig = field(default_factory=ColorConfig)
@@ -53,13 +54,13 @@ ConfigStore.instance().store(name="targets_schema", node=TargetsConfig)
 
 def sweep(cfg, run_dir: Path) -> list[dict]:
     """Search every seed, write targets.json (ranked) and contact_sheet.png into run_dir."""
-    exp = Experiment.from_config(cfg.experiment)
-    cand, color, eng = _as(CandidatesConfig, cfg.candidates), _as(ColorConfig, cfg.color), _as(EngineConfig, cfg.engine)
+    cand, color, eng = (OmegaConf.to_object(cfg[name]) for name in ("candidates", "color", "engine"))
     color.validate()
     if not (cand.seeds >= 1 and cand.thumb >= 8 and cand.depth > 0):
         raise ValueError("candidates.seeds must be >= 1, candidates.thumb >= 8 and candidates.depth > 0, "
                          f"got seeds={cand.seeds}, thumb={cand.thumb}, depth={cand.depth}")
     device, dtype = engine.resolve_device(eng.device), engine.resolve_dtype(eng.precision)
+    exp = experiment_of(cfg.experiment, cfg.quality, device)
     start = Window.from_bounds(tuple(cfg.experiment.window.x), tuple(cfg.experiment.window.y))
     rows, thumbs = [], []
     for seed in range(cand.first_seed, cand.first_seed + cand.seeds):
@@ -70,7 +71,7 @@ def sweep(cfg, run_dir: Path) -> list[dict]:
         except NoTargetError as e:
             rows.append({"seed": seed, "found": False, "reason": str(e)})
             continue
-        scores = engine.landscape(exp, target.levels[-1], (cand.thumb, cand.thumb), device=device, dtype=dtype,
+        scores = landscape(exp, target.levels[-1], (cand.thumb, cand.thumb), device=device, dtype=dtype,
                                   backend=eng.backend)
         thumbs.append((seed, color_frame(scores, Reference.from_scores(scores), color, exp.readout)))
         x, y = target.point
@@ -106,7 +107,7 @@ def contact_sheet(tiles: list[tuple[str, np.ndarray]], thumb: int, columns: int 
     return sheet
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="targets")
+@hydra.main(version_base="1.3", config_path="pkg://zoomer.conf", config_name="targets")
 def main(cfg) -> None:
     run_reporting_errors(sweep, cfg)
 

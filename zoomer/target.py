@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from .dimension import edges
-from .engine import landscape
+from .landscape import landscape
 from .experiment import Experiment
 from .window import Window
 

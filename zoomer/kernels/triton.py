@@ -49,7 +49,7 @@ import math
 
 import torch
 
-from ..engine import Net
+from ..net import Net
 from ..experiment import Experiment, Problem
 from ..score import CAP, TAIL, finish
 

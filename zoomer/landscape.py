@@ -1,0 +1,66 @@
+"""One frame's score image: the frame-level decisions above the engine.
+
+The engine trains lists of runs; a frame decides which runs it needs. It picks the float
+type for its window (precision "auto", zoomer.precision), trains only near the boundary
+(solid guessing, zoomer.guess) and takes runs another frame already trained (`known`).
+"""
+from __future__ import annotations
+
+import logging
+from typing import Optional
+
+import numpy as np
+import torch
+
+from .engine import train_grid
+from .experiment import Experiment
+from .guess import check_step, solid_guess
+from .precision import resolve_precision
+from .window import Window, check_size
+
+log = logging.getLogger(__name__)
+
+
+def landscape(
+    exp: Experiment,
+    window: Window,
+    size: tuple[int, int] = (256, 256),
+    device=None,
+    dtype=torch.float64,
+    progress=None,
+    backend: str = "auto",
+    guess: int = 1,
+    known: Optional[np.ndarray] = None,
+) -> np.ndarray:
+    """The score image (H, W) of a window: row 0 is the lowest y, column 0 the lowest x.
+
+    dtype "auto" picks float32 or float64 for this window (zoomer.precision). guess > 1
+    trains only the runs the boundary needs and interpolates the rest (zoomer.guess).
+    known, an (H, W) image of runs already trained at these very coordinates (NaN
+    elsewhere), is used instead of training them again; the result is the same.
+    """
+    exp.validate()
+    h, w = check_size(size)
+    window.check_resolution((h, w))
+    if dtype == "auto":
+        dtype = resolve_precision(dtype, exp, window, (h, w))
+    xs, ys = window.axes((h, w))
+    counts = {"trained": 0, "reused": 0}
+
+    def train(i, j):
+        scores = known[i, j] if known is not None else np.full(i.size, np.nan)
+        todo = np.isnan(scores)
+        counts["trained"] += int(todo.sum())
+        counts["reused"] += int(todo.size - todo.sum())
+        if progress is not None:
+            progress(int(todo.size - todo.sum()))
+        if todo.any():
+            scores[todo] = train_grid(exp, xs[j[todo]], ys[i[todo]], device=device, dtype=dtype,
+                                      progress=progress, backend=backend)
+        return scores
+
+    scores = solid_guess(train, (h, w), check_step(guess), progress)
+    if guess > 1 or known is not None:
+        log.info("%d x %d frame: trained %d runs (%.0f%%), %d reused from another frame",
+                 w, h, counts["trained"], 100 * counts["trained"] / (h * w), counts["reused"])
+    return scores

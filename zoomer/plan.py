@@ -1,0 +1,107 @@
+"""What a render computes: the start window, the frames' layout, the target and every window.
+
+The layout (strategy, pixel size, how many frames) is known from the settings alone, so
+every check that depends on it runs before the target search; the plan adds the target
+and the windows. Two strategies: `exact` computes every video frame; `keyframes` computes
+one frame per zoom doubling and draws the frames between from the two around them.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from .color import ColorConfig
+from .config import RenderConfig, ZoomConfig
+from .target import Target
+from .video import VideoConfig
+from .window import Window, max_depth, zoom_path
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The frames to compute, before the target is known."""
+
+    start: Window  # the first video frame's extent (it is centred on the target)
+    depth: float  # decades of magnification from the start to the last frame
+    strategy: str  # exact | keyframes
+    size: tuple  # (H, W) of each computed frame
+    n_computed: int  # frames the engine computes (video frames or keyframes)
+
+
+@dataclass
+class Plan:
+    """A layout with its target: the computed frames' windows and every video frame's."""
+
+    target: Target
+    strategy: str
+    windows: list  # computed frames (keyframes or every frame)
+    size: tuple  # (H, W) of each computed frame
+    frame_windows: list  # every video frame's window
+
+
+def condition_window(window_cfg) -> Window:
+    """The experiment's own window, where the target search runs (whatever the video's shape)."""
+    return Window.from_bounds(tuple(window_cfg.x), tuple(window_cfg.y))
+
+
+def start_window(window_cfg, video: VideoConfig) -> Window:
+    """The experiment's window cut to the video's aspect ratio: the largest window of that
+    shape inside it, so a tall video does not reach outside the condition's window."""
+    window = condition_window(window_cfg)
+    aspect = video.width / video.height
+    if aspect >= window.half_w / window.half_h:
+        return window.with_aspect(aspect)
+    return Window(window.cx, window.cy, window.half_h * aspect, window.half_h)
+
+
+def frame_strategy(rnd: RenderConfig, device: torch.device) -> str:
+    if rnd.frames != "auto":
+        return rnd.frames
+    return "exact" if device.type == "cuda" else "keyframes"
+
+
+def compute_size(video: VideoConfig, color: ColorConfig, scale: float = 1.0) -> tuple[int, int]:
+    k = color.supersample
+    return (max(2, round(video.height * scale)) * k, max(2, round(video.width * scale)) * k)
+
+
+def doublings(depth: float) -> int:
+    """Keyframes past the first: one per doubling that the zoom completes. The frames past
+    the last one (less than a doubling) magnify it a little rather than pay for a deeper one."""
+    return math.floor(depth * math.log2(10) + 1e-9)
+
+
+def layout(start: Window, zoom: ZoomConfig, rnd: RenderConfig, video: VideoConfig, color: ColorConfig,
+           device: torch.device) -> Layout:
+    depth = math.log10(start.width / zoom.final_width) if zoom.final_width is not None else float(zoom.depth)
+    strategy = frame_strategy(rnd, device)
+    if strategy == "exact":
+        size, count = compute_size(video, color), video.n_frames
+    else:  # odd sides: every other pixel of keyframe k+1 is then a pixel of keyframe k
+        size = tuple(side | 1 for side in compute_size(video, color, rnd.keyframe_scale))
+        count = doublings(depth) + 1
+    return Layout(start, depth, strategy, size, count)
+
+
+def check_depth(lay: Layout, point) -> None:
+    """Refuse a depth at which neighbouring pixels merge in float64 around `point`."""
+    try:
+        lay.start.zoom(10**lay.depth, center=point).check_resolution(lay.size)
+    except ValueError as e:
+        deepest = max_depth(lay.start, lay.size, point)
+        raise ValueError(
+            f"zoom.depth={lay.depth:.3g} decades is too deep for float64 at {lay.size[1]}x{lay.size[0]} "
+            f"pixels around ({point[0]:.6g}, {point[1]:.6g}): at most about {deepest:.1f} decades ({e})"
+        ) from None
+
+
+def make_plan(lay: Layout, target: Target, video: VideoConfig, ease: float) -> Plan:
+    """Every video frame's window, and the windows of the frames to compute."""
+    frame_windows = zoom_path(lay.start, target.point, lay.depth, video.n_frames, ease)
+    if lay.strategy == "exact":
+        windows = frame_windows
+    else:
+        windows = [lay.start.zoom(2.0**k, center=target.point) for k in range(lay.n_computed)]
+    return Plan(target, lay.strategy, windows, lay.size, frame_windows)

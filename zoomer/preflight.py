@@ -1,0 +1,177 @@
+"""Every check a render can make before its long work: a mistake costs seconds, not hours.
+
+Settings first (ranges, choices, the device, the backend, the depth), then the machine
+(ffmpeg, writable directories, disk space), then the one check that trains a few runs: a
+manual target must have both classes near it.
+"""
+from __future__ import annotations
+
+import math
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import kernels
+from .color import ColorConfig
+from .config import EngineConfig, RenderConfig, ZoomConfig
+from .dimension import edges
+from .guess import check_step
+from .landscape import landscape
+from .plan import Layout, check_depth
+from .precision import PRECISIONS
+from .video import VideoConfig
+from .window import Window
+
+FRAME_STRATEGIES = ("auto", "exact", "keyframes")
+MODES = ("all", "compute", "assemble")
+# A manual target's last frame, sampled at NEAR_SIDE pixels a side, must hold both classes.
+NEAR_SIDE = 9
+# Where it does not, the nearest boundary point is looked for at this resolution.
+SUGGEST_SIDE = 48
+
+
+def check_settings(zoom: ZoomConfig, eng: EngineConfig, rnd: RenderConfig, video: VideoConfig,
+                   color: ColorConfig) -> torch.device:
+    """Check every setting; errors name the setting and what is allowed. Returns the device."""
+    video.validate()
+    color.validate()
+    if eng.precision not in PRECISIONS:
+        raise ValueError(f"engine.precision must be one of {list(PRECISIONS)}, got {eng.precision!r}")
+    from .engine import resolve_device
+
+    device = resolve_device(eng.device)
+    if rnd.frames not in FRAME_STRATEGIES:
+        raise ValueError(f"render.frames must be one of {list(FRAME_STRATEGIES)}, got {rnd.frames!r}")
+    if rnd.mode not in MODES:
+        raise ValueError(f"render.mode must be one of {list(MODES)}, got {rnd.mode!r}")
+    check_step(rnd.guess)
+    if not rnd.keyframe_scale > 0:
+        raise ValueError(f"render.keyframe_scale must be > 0, got {rnd.keyframe_scale!r}")
+    if not (rnd.num_shards >= 1 and 0 <= rnd.shard < rnd.num_shards):
+        raise ValueError(
+            f"render.shard must be in 0..num_shards-1 and render.num_shards >= 1, "
+            f"got shard={rnd.shard}, num_shards={rnd.num_shards}"
+        )
+    if not 0 <= zoom.ease <= 0.5:
+        raise ValueError(f"zoom.ease must be in [0, 0.5] (share of the video spent speeding up), got {zoom.ease!r}")
+    if not (isinstance(zoom.search_resolution, int) and zoom.search_resolution >= 8):
+        raise ValueError(f"zoom.search_resolution must be an integer >= 8, got {zoom.search_resolution!r}")
+    if not zoom.zoom_per_level > 1:
+        raise ValueError(f"zoom.zoom_per_level must be > 1, got {zoom.zoom_per_level!r}")
+    if zoom.final_width is None and not zoom.depth > 0:
+        raise ValueError(f"zoom.depth must be > 0 decades, got {zoom.depth!r}")
+    if zoom.final_width is not None and not zoom.final_width > 0:
+        raise ValueError(f"zoom.final_width must be > 0, got {zoom.final_width!r}")
+    if video.n_frames < 2:
+        raise ValueError(f"video.duration_s x video.fps gives {video.n_frames} frame(s); a zoom needs at least 2")
+    return device
+
+
+def check_backend(backend: str, exp, device: torch.device, precision: str) -> None:
+    """Refuse a backend that cannot train this experiment here, in any dtype the render uses."""
+    if backend not in kernels.BACKENDS:
+        raise ValueError(f"engine.backend must be one of {list(kernels.BACKENDS)}, got {backend!r}")
+    if backend in ("auto", "torch"):
+        return
+    for dtype in (torch.float32, torch.float64) if precision == "auto" else (getattr(torch, precision),):
+        kernels.find(backend, exp, device, dtype)
+
+
+def check_target_point(zoom: ZoomConfig, condition: Window) -> tuple[float, float] | None:
+    """A manual target must be two finite numbers inside the condition's window."""
+    if zoom.target is None:
+        return None
+    if len(zoom.target) != 2:
+        raise ValueError(f"zoom.target must be [x, y] in axis units or null, got {list(zoom.target)!r}")
+    x, y = (float(v) for v in zoom.target)
+    if not (math.isfinite(x) and math.isfinite(y)):
+        raise ValueError(f"zoom.target must be two finite numbers (log10 axis units), got [{x}, {y}]")
+    (x0, x1), (y0, y1) = condition.x_bounds, condition.y_bounds
+    if not (x0 <= x <= x1 and y0 <= y <= y1):
+        raise ValueError(f"zoom.target=[{x:g}, {y:g}] is outside the experiment's window x {list(condition.x_bounds)}, "
+                         f"y {list(condition.y_bounds)}; choose a point inside it (or set experiment.window)")
+    return x, y
+
+
+def check_depth_reachable(lay: Layout, condition: Window, point) -> None:
+    """The depth check, before the search: at the manual target, or else at the condition
+    window's corner farthest from zero (the coarsest float64 spacing a target can meet)."""
+    if point is None:
+        point = (max(condition.x_bounds, key=abs), max(condition.y_bounds, key=abs))
+    check_depth(lay, point)
+
+
+def ffmpeg_exe() -> str:
+    """The bundled ffmpeg's path, or a clear error if it cannot be found."""
+    import imageio_ffmpeg
+
+    try:
+        exe = imageio_ffmpeg.get_ffmpeg_exe()
+    except RuntimeError as e:
+        exe, why = None, str(e)
+    else:
+        why = f"{exe} is not an executable file"
+    if exe is None or not (os.path.isfile(exe) and os.access(exe, os.X_OK)):
+        raise RuntimeError(f"ffmpeg is not available ({why}); reinstall imageio-ffmpeg or fix IMAGEIO_FFMPEG_EXE")
+    return exe
+
+
+def check_writable(directory: Path) -> None:
+    """Fail before compute if an output directory cannot be created or written."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / ".zoomer-write-test"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as e:
+        raise RuntimeError(f"cannot write to the output directory {directory}: {e.strerror}") from None
+
+
+def check_store_exists(store_dir: Path) -> None:
+    """Assembling reads a store that shards filled: a mistyped path must not become a new one."""
+    if not (store_dir / "manifest.json").is_file():
+        raise ValueError(f"render.store_dir={str(store_dir)!r} holds no frame store (no manifest.json); "
+                         "point it at the directory the shards computed into")
+
+
+def check_disk_space(directory: Path, n_frames: int, size) -> None:
+    """Fail before compute if the frames cannot fit on the store's disk."""
+    need = n_frames * size[0] * size[1] * 8 * 1.05 + 2**20
+    free = shutil.disk_usage(directory).free
+    if need > free:
+        raise RuntimeError(
+            f"the frame store {directory} needs about {_bytes(need)} but its disk has {_bytes(free)} free; "
+            "free space or set render.store_dir elsewhere"
+        )
+
+
+def _bytes(n: float) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n:.0f} bytes"
+
+
+def check_near_boundary(exp, lay: Layout, condition: Window, point, device, precision: str) -> None:
+    """A manual target's last frame must hold both classes (else the video ends in one flat
+    colour); if it does not, suggest the nearest boundary point."""
+    dtype = "float64" if precision == "auto" else precision
+    last = lay.start.zoom(10**lay.depth, point)
+    scores = landscape(exp, last, (NEAR_SIDE, NEAR_SIDE), device=device, dtype=dtype)
+    if (scores < 0).any() and (scores >= 0).any():
+        return
+    overview = landscape(exp, condition, (SUGGEST_SIDE, SUGGEST_SIDE), device=device, dtype=dtype, guess=4)
+    found = np.argwhere(edges(overview))
+    what = "converge" if (scores < 0).all() else "diverge"
+    if not found.size:
+        raise ValueError(f"zoom.target={list(point)}: every run near it and in the whole window {what}s; "
+                         "this experiment shows no boundary there")
+    xs, ys = condition.axes((SUGGEST_SIDE, SUGGEST_SIDE))
+    corners = np.stack([(ys[found[:, 0]] + ys[found[:, 0] + 1]) / 2, (xs[found[:, 1]] + xs[found[:, 1] + 1]) / 2], 1)
+    nearest = corners[np.argmin(np.hypot(corners[:, 1] - point[0], corners[:, 0] - point[1]))]
+    raise ValueError(f"zoom.target={list(point)} is not on the boundary: every run of the last frame {what}s. "
+                     f"The nearest boundary point is about zoom.target=[{nearest[1]:.4f},{nearest[0]:.4f}] "
+                     "(or use zoom=auto to search one)")

@@ -1,0 +1,48 @@
+"""Preview or paper quality: how long each run trains, chosen by name or by the device.
+
+The paper's figures and videos trained 1000 steps; at 100 the boundary turns smooth a few
+decades down, but a frame costs a tenth. `auto` takes the paper's quality where a GPU
+makes it affordable and the preview on a CPU, as render.frames=auto chooses keyframes.
+An explicit experiment.steps wins over either.
+"""
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from .experiment import DEFAULT_STEPS, Experiment
+
+log = logging.getLogger(__name__)
+
+QUALITIES = ("auto", "preview", "paper")
+STEPS = {"preview": DEFAULT_STEPS, "paper": 1000}
+
+
+def resolve(quality: str, device: torch.device) -> str:
+    """The quality a name stands for on this device: auto -> paper on CUDA, preview elsewhere."""
+    if quality not in QUALITIES:
+        raise ValueError(f"quality must be one of {list(QUALITIES)}, got {quality!r}")
+    if quality != "auto":
+        return quality
+    return "paper" if torch.device(device).type == "cuda" else "preview"
+
+
+def steps_for(quality: str, steps, device: torch.device) -> int:
+    """experiment.steps if set, else the (resolved) quality's; logs which and the other's cost."""
+    if steps is not None:
+        return int(steps)
+    chosen = resolve(quality, device)
+    other = "preview" if chosen == "paper" else "paper"
+    log.info("quality %s%s: %d training steps per run; quality=%s trains %d (about %.3gx the compute)",
+             chosen, " (auto on this device)" if quality == "auto" else "", STEPS[chosen], other, STEPS[other],
+             STEPS[other] / STEPS[chosen])
+    return STEPS[chosen]
+
+
+def experiment_of(node, quality: str, device: torch.device) -> Experiment:
+    """The Experiment an experiment config node describes, its steps resolved as above."""
+    from omegaconf import OmegaConf
+
+    settings = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else dict(node)
+    return Experiment.from_config({**settings, "steps": steps_for(quality, settings.get("steps"), device)})

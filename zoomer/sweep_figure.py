@@ -1,0 +1,78 @@
+"""One figure from a zoomer-still multirun: every still with its axes, in a grid.
+
+A Hydra callback (conf/still.yaml), so that one command renders and assembles the paper's
+2x3 figure:
+
+    zoomer-still -m paper=tanh,relu,identity,minibatch,single_datapoint,paraminit size=256
+
+Each panel is titled with its name and the box-counting dimension of its boundary, with
+axes in the hyperparameters' own values for the paper's panels. figure.png lands in the
+sweep directory.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+from hydra.experimental.callback import Callback
+from PIL import Image
+
+from .figure import still_figure
+from .store import write_atomic
+from .window import Window
+
+log = logging.getLogger(__name__)
+
+COLUMNS = 3
+# The paper's order of its conditions; other names follow in job order.
+ORDER = ("tanh", "relu", "identity", "minibatch", "single_datapoint", "paraminit")
+
+
+def panel_image(run_dir: Path) -> Image.Image:
+    """One still of a run directory, framed by its axes and titled with its dimension."""
+    meta = json.loads((run_dir / "metadata.json").read_text())
+    rgb = np.asarray(Image.open(run_dir / "still.png").convert("RGB"))
+    window = Window.from_bounds(tuple(meta["window"]["x"]), tuple(meta["window"]["y"]))
+    name = meta["panel"]["title"] if meta.get("panel") else meta["experiment"]
+    dimension = meta.get("box_dimension")
+    title = name if dimension is None else f"{name}: D = {dimension:.2f}"
+    return still_figure(rgb, window, tuple(meta["axis_labels"]), title, linear=bool(meta.get("panel")))
+
+
+def grid(images: list[Image.Image], columns: int = COLUMNS) -> Image.Image:
+    """Images in rows of `columns`, each in a cell of the largest one's size, on white."""
+    width = max(im.width for im in images)
+    height = max(im.height for im in images)
+    rows = -(-len(images) // columns)
+    sheet = Image.new("RGB", (width * min(columns, len(images)), height * rows), "white")
+    for n, im in enumerate(images):
+        r, c = divmod(n, columns)
+        sheet.paste(im, (c * width + (width - im.width) // 2, r * height + (height - im.height) // 2))
+    return sheet
+
+
+def sweep_figure(sweep_dir: Path) -> Path:
+    """Assemble figure.png from every still below `sweep_dir`; returns its path."""
+    runs = [p.parent for p in sorted(Path(sweep_dir).glob("*/metadata.json")) if (p.parent / "still.png").exists()]
+    if not runs:
+        raise FileNotFoundError(f"no zoomer-still output (still.png, metadata.json) below {sweep_dir}")
+    rank = {name: i for i, name in enumerate(ORDER)}
+    runs.sort(key=lambda d: rank.get(json.loads((d / "metadata.json").read_text())["experiment"], len(ORDER)))
+    path = Path(sweep_dir) / "figure.png"
+    sheet = grid([panel_image(d) for d in runs])
+    write_atomic(path, lambda f: sheet.save(f, format="PNG"))
+    return path
+
+
+class SweepFigure(Callback):
+    """At the end of a zoomer-still multirun, assemble its stills into one figure."""
+
+    def on_multirun_end(self, config, **kwargs) -> None:
+        try:
+            path = sweep_figure(Path(config.hydra.sweep.dir))
+        except (OSError, ValueError) as e:
+            log.warning("no sweep figure: %s", e)
+            return
+        log.info("sweep figure: %s", path)
