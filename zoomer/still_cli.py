@@ -51,7 +51,7 @@ def render_still(cfg: StillConfig, out: Path, config: dict | None = None) -> dic
     files = ["still.png"]
     if cfg.figure:
         title = cfg.title or f"{cfg.experiment.name}, {exp.steps} steps, zoom {cfg.magnification:.3g}"
-        still_figure(rgb, window, exp.axis_labels, title).save(out / "figure.png")
+        save_png(out / "figure.png", still_figure(rgb, window, exp.axis_labels, title))
         files.append("figure.png")
     timings["write_s"] = time.perf_counter() - tick
     timings["total_s"] = time.perf_counter() - started
