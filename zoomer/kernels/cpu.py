@@ -153,6 +153,7 @@ def _matches_record(path: Path, build: dict) -> bool:
 def _build(command: list[str], path: Path, build: dict) -> None:
     """Compile into the cache and record what from; each file is renamed into place whole
     (zoomer.atomic), so concurrent builds never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     with AtomicFile(path, extension=True) as out:
         subprocess.run([*command, "-o", str(out.temp), str(SOURCE)], check=True, capture_output=True, text=True)
         library = _sha256(out.temp.read_bytes())
