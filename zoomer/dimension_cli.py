@@ -107,7 +107,7 @@ def _run(cfg: DictConfig, out: Path) -> float:
     return result["median_dimension"]
 
 
-@hydra.main(version_base=None, config_path="conf", config_name="dimension")
+@hydra.main(version_base=None, config_path="pkg://zoomer.conf", config_name="dimension")
 def main(cfg: DictConfig) -> float:
     return run_reporting_errors(_run, cfg)
 

@@ -81,7 +81,7 @@ def _run(cfg: DictConfig, out: Path) -> None:
     log.info("wrote %s to %s in %.1f s", ", ".join(metadata["files"]), out, metadata["timings"]["total_s"])
 
 
-@hydra.main(version_base=None, config_path="conf", config_name="still")
+@hydra.main(version_base=None, config_path="pkg://zoomer.conf", config_name="still")
 def main(cfg: DictConfig) -> None:
     run_reporting_errors(_run, cfg)
 

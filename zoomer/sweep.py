@@ -107,7 +107,7 @@ def contact_sheet(tiles: list[tuple[str, np.ndarray]], thumb: int, columns: int 
     return sheet
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="targets")
+@hydra.main(version_base="1.3", config_path="pkg://zoomer.conf", config_name="targets")
 def main(cfg) -> None:
     run_reporting_errors(sweep, cfg)
 

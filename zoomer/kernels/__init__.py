@@ -86,8 +86,10 @@ def _probe(train, exp, device, dtype):
         got = train(exp, prob, lrs, offsets).to("cpu", torch.float64).numpy()
     except Exception as err:  # noqa: BLE001  any failure means: do not trust it
         return f"it failed on a probe grid ({type(err).__name__}: {str(err).strip()[:300]})"
-    if got.shape != expected.shape or not np.isfinite(got).all():
-        return f"it returned {got.shape} scores with non-finite values on a probe grid of {expected.size} runs"
+    if got.shape != expected.shape:
+        return f"it returned {got.shape} scores for a probe grid of {expected.size} runs"
+    if not np.isfinite(got).all():
+        return f"it returned non-finite scores on a probe grid of {expected.size} runs"
     same = float(np.mean(np.sign(got) == np.sign(expected)))
     rel = float(np.median(np.abs(got - expected) / np.maximum(np.abs(expected), 1e-300)))
     if same < PROBE_SAME_CLASS or rel > PROBE_TOLERANCE[dtype]:
