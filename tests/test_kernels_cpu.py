@@ -147,3 +147,47 @@ def test_without_a_compiler_the_torch_path_trains_instead(no_compiler):
     assert kernels.find("auto", exp, CPU, torch.float64) is None
     s = zoomer.landscape(exp, zoomer.Window.from_bounds((-1.0, 1.0), (-1.0, 1.0)), (2, 2))
     assert np.isfinite(s).all()
+
+
+@pytest.fixture
+def fresh_cache(monkeypatch, tmp_path):
+    """An empty kernel cache, and nothing built in this process yet."""
+    monkeypatch.setenv("ZOOMER_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(cpu, "_warned", False)
+    cpu._library.cache_clear()
+    yield tmp_path / "cache"
+    cpu._library.cache_clear()
+
+
+def library_in(cache):
+    (so,) = cache.glob("cpu_kernel_*.so")
+    return so
+
+
+@pytest.mark.slow
+@needs_kernel
+def test_a_tampered_or_stale_cached_kernel_is_rebuilt(fresh_cache):
+    exp = zoomer.Experiment(steps=20, width=8)
+    window = zoomer.Window.from_bounds((-1.0, 6.0), (-1.0, 4.0))
+    good = grid_scores(exp, ((-1.0, 6.0), (-1.0, 4.0)), (4, 4), "cpu")
+    so = library_in(fresh_cache)
+    built = so.read_bytes()
+    assert cpu.cache_dir() == fresh_cache
+    so.unlink()  # a new file: this process has the old one mapped, and must keep it intact
+    so.write_bytes(built[:1000] + b"\x90" * 64 + built[1064:])  # same size, other code
+    cpu._library.cache_clear()
+    assert np.array_equal(zoomer.landscape(exp, window, (4, 4), backend="cpu"), good)
+    assert library_in(fresh_cache).read_bytes() == built
+    record = so.with_suffix(".json")
+    record.write_text(record.read_text().replace('"compiler": "', '"compiler": "an older '))
+    cpu._library.cache_clear()
+    assert np.array_equal(zoomer.landscape(exp, window, (4, 4), backend="cpu"), good)
+    assert "an older" not in record.read_text()
+
+
+def test_without_its_source_the_kernel_warns_once_and_the_torch_path_trains(fresh_cache, monkeypatch, tmp_path):
+    monkeypatch.setattr(cpu, "SOURCE", tmp_path / "cpu_kernel.c")
+    exp = zoomer.Experiment(steps=20)
+    with pytest.warns(UserWarning, match="could not be built.*cpu_kernel.c"):
+        assert not cpu.supports(exp, CPU, torch.float64)
+    assert kernels.find("auto", exp, CPU, torch.float64) is None

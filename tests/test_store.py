@@ -1,7 +1,9 @@
 """Renders that survive: resume after SIGKILL, shards on real Hydra launchers, re-colouring,
 refusing a foreign store, and the target sweep."""
 import json
+import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,6 +16,8 @@ from hydra import compose, initialize_config_module
 
 from test_cli import TINY, run_app
 from zoomer import render as render_module
+from zoomer.atomic import write_atomic
+from zoomer.store import FORMAT, CorruptFrame, FrameStore, StoreMismatch, read_frame
 from zoomer.video import probe
 
 EXACT = [*TINY, "render.frames=exact", "video.duration_s=2.0"]  # 8 frames, each computed
@@ -22,7 +26,7 @@ SLOWER = ["experiment.steps=60", "zoom.target=[5.055,1.995]"]
 
 
 def stored(store: Path) -> dict:
-    return {p.name: np.load(p) for p in sorted(store.glob("*.npy"))}
+    return {p.name: read_frame(p) for p in sorted(store.glob("*.npy"))}
 
 
 @pytest.fixture(scope="module")
@@ -122,3 +126,96 @@ def test_target_sweep_writes_a_sheet_and_a_ranking(tmp_path):
     found = [r for r in ranking if r["found"]]
     assert len(found) == 2 and found[0]["rank"] == 1 and "zoom.target=" in found[0]["override"]
     assert found[0]["boundary_detail"] >= found[1]["boundary_detail"]
+
+
+# Stored frames are checked against the checksum written with them.
+
+def damage(path: Path, how: str) -> None:
+    data = path.read_bytes()
+    if how == "zeroed":  # the second half overwritten with zeros, the length kept
+        path.write_bytes(data[: len(data) // 2] + bytes(len(data) - len(data) // 2))
+    else:  # truncated
+        path.write_bytes(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize("how", ["zeroed", "truncated"])
+def test_a_damaged_frame_is_reported_by_its_path_and_counts_as_missing(tmp_path, caplog, how):
+    store = FrameStore(tmp_path, {"render": 1})
+    scores = np.linspace(-3, 3, 12 * 7).reshape(12, 7)
+    store.save("a", scores)
+    assert store.has("a") and np.array_equal(store.load("a"), scores)
+    assert np.array_equal(np.load(store.path("a")), scores)  # still a .npy file to numpy
+    damage(store.path("a"), how)
+    with caplog.at_level(logging.WARNING, logger="zoomer.store"):
+        assert not store.has("a") and not store.has("a")
+    assert len(caplog.records) == 1 and str(store.path("a")) in caplog.text
+    with pytest.raises(CorruptFrame, match=str(store.path("a"))):
+        store.load("a")
+    store.save("a", scores)  # computed again
+    assert store.has("a") and np.array_equal(store.load("a"), scores)
+
+
+def test_a_store_of_another_format_is_refused(tmp_path):
+    FrameStore(tmp_path, {"render": 1})
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["store_format"] == FORMAT
+    del manifest["store_format"]  # as the stores before checksums were written
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(StoreMismatch, match="store format 1.*new output directory"):
+        FrameStore(tmp_path, {"render": 1})
+
+
+def test_stale_temp_files_are_removed_on_open_and_live_ones_kept(tmp_path):
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(gone.stdout)
+    FrameStore(tmp_path, {"render": 1})
+    host = __import__("zoomer.atomic", fromlist=["_host"])._host()
+    stale = tmp_path / f".abc.npy.tmp-{host}-{dead_pid}-k2j4_x"
+    live = tmp_path / f".abd.npy.tmp-{host}-{os.getpid()}-k2j4_y"
+    foreign = tmp_path / f".abe.npy.tmp-otherhost-{dead_pid}-k2j4_z"
+    for path in (stale, live, foreign):
+        path.write_bytes(b"half a frame")
+    FrameStore(tmp_path, {"render": 1})
+    assert not stale.exists() and live.exists() and foreign.exists()  # another host's: only once old
+
+
+@pytest.mark.parametrize("mask", [0o002, 0o022, 0o077])
+def test_stored_files_get_the_permissions_the_umask_allows(tmp_path, mask):
+    old = os.umask(mask)
+    try:
+        store = FrameStore(tmp_path / "store", {"render": 1})
+        store.save("a", np.zeros((2, 2)))
+        write_atomic(tmp_path / "out.json", lambda f: f.write(b"{}"))
+    finally:
+        os.umask(old)
+    for path in (store.path("a"), tmp_path / "store" / "manifest.json", tmp_path / "out.json"):
+        assert path.stat().st_mode & 0o777 == 0o666 & ~mask, path
+
+
+def test_a_failed_write_keeps_the_previous_file(tmp_path):
+    path = tmp_path / "metadata.json"
+    write_atomic(path, lambda f: f.write(b"good"))
+
+    def disk_full(f):
+        f.write(b"half")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space"):
+        write_atomic(path, disk_full)
+    assert path.read_bytes() == b"good" and [p.name for p in tmp_path.iterdir()] == ["metadata.json"]
+
+
+@pytest.mark.slow
+def test_a_damaged_frame_is_recomputed_and_the_video_is_the_same(tmp_path, uninterrupted):
+    run_dir = tmp_path / "damaged"
+    shutil.copytree(uninterrupted, run_dir, ignore=shutil.ignore_patterns(".hydra", "*.log"))
+    (run_dir / "zoom.mp4").unlink()
+    frames = sorted((run_dir / "frames").glob("*.npy"))
+    damage(frames[3], "zeroed")
+    proc = run_app(run_dir, *EXACT)
+    assert f"{frames[3]} is damaged" in proc.stdout + proc.stderr  # the log names it
+    meta = json.loads((run_dir / "metadata.json").read_text())
+    assert meta["frames"]["computed"] == 1 and meta["frames"]["reused"] == 7
+    assert (run_dir / "zoom.mp4").read_bytes() == (uninterrupted / "zoom.mp4").read_bytes()
+    a, b = stored(run_dir / "frames"), stored(uninterrupted / "frames")
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)

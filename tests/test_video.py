@@ -1,3 +1,8 @@
+import os
+import signal
+import subprocess
+import sys
+import time
 from importlib.resources import files
 from pathlib import Path
 
@@ -7,6 +12,8 @@ import pytest
 from omegaconf import OmegaConf
 from PIL import Image
 
+from zoomer import video
+from zoomer.atomic import remove_stale
 from zoomer.video import (VideoConfig, VideoWriter, draw_overlay, moov_before_mdat, mp4_boxes,
                           overlay_lines, probe, save_png)
 
@@ -84,8 +91,15 @@ def test_wrong_frame_is_rejected(tmp_path, frames):
         writer.write(frames[0])
 
 
-def test_ffmpeg_failure_reports_its_stderr(tmp_path, frames):
-    with pytest.raises(RuntimeError, match=r"(?s)ffmpeg failed.*No such file or directory"):
+def test_ffmpeg_failure_reports_its_stderr_and_leaves_nothing(tmp_path, frames, monkeypatch):
+    monkeypatch.setattr(video, "_encoder_args", lambda config: ["-c:v", "no-such-encoder"])
+    with pytest.raises(RuntimeError, match=r"(?s)ffmpeg failed.*no-such-encoder"):
+        write(tmp_path / "zoom.mp4", frames)
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_missing_directory_is_named(tmp_path, frames):
+    with pytest.raises(FileNotFoundError, match="missing"):
         write(tmp_path / "missing" / "zoom.mp4", frames)
 
 
@@ -138,3 +152,68 @@ def test_video_presets(name, size):
     else:
         assert config.width * config.height <= 480 * 270 and config.duration_s <= 6
     assert config.format == ("gif" if name == "gif" else "mp4")
+
+
+# A re-encode that dies part-way must leave the earlier video as it was, and no temporary file.
+
+def old_video(tmp_path, frames):
+    path = write(tmp_path / "zoom.mp4", frames, preset="ultrafast")
+    return path, path.read_bytes()
+
+
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
+def test_reencode_interrupted_in_the_frame_loop_keeps_the_old_video(tmp_path, frames, error):
+    path, before = old_video(tmp_path, frames)
+    with pytest.raises(error):
+        with VideoWriter(path, VideoConfig(width=WIDTH, height=HEIGHT, fps=10, preset="ultrafast")) as writer:
+            for i, frame in enumerate(reversed(frames)):
+                writer.write(frame)
+                if i == 2:
+                    raise error("stopped part-way")
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["zoom.mp4"]
+
+
+# The child re-encodes 3 noise frames into argv[1], says so, and waits to be stopped.
+CHILD = """
+import sys, time
+import numpy as np
+from zoomer.video import VideoConfig, VideoWriter
+rng = np.random.default_rng(0)
+with VideoWriter(sys.argv[1], VideoConfig(width=64, height=36, fps=10, preset="ultrafast")) as writer:
+    for _ in range(int(sys.argv[2])):
+        writer.write(rng.integers(0, 256, (36, 64, 3), dtype=np.uint8))
+    print("written", flush=True)
+    time.sleep(120)
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+def test_reencode_killed_mid_way_keeps_the_old_video(tmp_path, frames, sig):
+    """Ctrl-C (SIGINT to the process group, as a terminal sends it, ffmpeg included) and
+    kill -9 of the group during a real re-encode."""
+    path, before = old_video(tmp_path, frames)
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(path), "3"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    assert proc.stdout.readline() == b"written\n", proc.stderr.read()
+    os.killpg(proc.pid, sig)
+    assert proc.wait(timeout=60) != 0
+    assert path.read_bytes() == before
+    left = sorted(p.name for p in tmp_path.iterdir())
+    if sig == signal.SIGINT:  # the child cleaned up itself
+        assert left == ["zoom.mp4"]
+    else:  # nothing runs to clean up after kill -9: remove_stale does, later
+        assert len(left) == 2 and left[0].startswith(".zoom.mp4.tmp-")
+        time.sleep(0.2)  # ffmpeg, killed with its group, is gone too
+        remove_stale(tmp_path)
+        assert [p.name for p in tmp_path.iterdir()] == ["zoom.mp4"]
+
+
+def test_reencode_on_a_full_disk_keeps_the_old_video(tmp_path, frames):
+    """A disk that fills up part-way, as a file-size limit (RLIMIT_FSIZE) on the writer and
+    its ffmpeg: the write fails, the old video stays, the partial file goes."""
+    path, before = old_video(tmp_path, frames)
+    limit = "import resource; resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))\n"
+    proc = subprocess.run([sys.executable, "-c", limit + CHILD.replace("time.sleep(120)", "pass"), str(path), "30"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "ffmpeg failed" in proc.stderr, proc.stderr[-2000:]
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["zoom.mp4"]

@@ -94,7 +94,7 @@ def measure(cfg: DimensionConfig, out: Path, config: dict | None = None) -> dict
     write_json(out / "dimension.json", result)
     title = (f"{cfg.experiment.name}: median D = {result['median_dimension']:.3f} "
              f"({len(estimates)} of {cfg.levels} levels, {cfg.size} px, {exp.steps} steps)")
-    boxcount_plot(estimates, title).save(out / "boxcount.png")
+    save_png(out / "boxcount.png", boxcount_plot(estimates, title))
     return result
 
 

@@ -42,6 +42,7 @@ def run_reporting_errors(task, cfg):
     """Run task(cfg, run_dir) in Hydra's run directory, reporting failures as above."""
     from hydra.core.hydra_config import HydraConfig
 
+    logging.captureWarnings(True)  # a kernel's fallback warning reads as a log line
     try:
         return task(cfg, Path(HydraConfig.get().runtime.output_dir))
     except (Interrupted, KeyboardInterrupt) as e:

@@ -29,7 +29,8 @@ from .preflight import (check_backend, check_depth_reachable, check_disk_space, 
                         check_settings, check_store_exists, check_target_point, check_writable, ffmpeg_exe)
 from .provenance import provenance
 from .quality import experiment_of
-from .store import FrameStore, write_atomic
+from .atomic import remove_stale, write_atomic
+from .store import FrameStore
 from .target import Target, find_target
 from .video import VideoConfig
 from .window import Window
@@ -61,6 +62,7 @@ def render(cfg, run_dir: Path) -> dict:
         check_store_exists(store_dir)
     for directory in (run_dir, store_dir):
         check_writable(directory)
+    remove_stale(run_dir)  # an encode killed outright leaves its temp file
     store = FrameStore(store_dir, fingerprint(cfg, exp, start))
     if rnd.mode != "assemble":
         check_disk_space(store.root, lay.n_computed, lay.size)

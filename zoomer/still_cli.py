@@ -60,7 +60,7 @@ def render_still(cfg: StillConfig, out: Path, config: dict | None = None) -> dic
     if cfg.figure:
         view = cfg.panel.title if cfg.panel is not None else f"zoom {cfg.magnification:.3g}"
         title = cfg.title or f"{cfg.experiment.name}, {exp.steps} steps, {view}"
-        still_figure(rgb, window, exp.axis_labels, title, linear=cfg.panel is not None).save(out / "figure.png")
+        save_png(out / "figure.png", still_figure(rgb, window, exp.axis_labels, title, linear=cfg.panel is not None))
         files.append("figure.png")
     timings["write_s"] = time.perf_counter() - tick
     timings["total_s"] = time.perf_counter() - started

@@ -1,26 +1,49 @@
 """Raw score frames on disk: the artefact of a render, kept apart from colour and encoding.
 
-Each computed frame is saved the moment it exists, atomically (temp file + rename), under
-a key that hashes everything that determines its scores. A manifest records the render
-fingerprint (experiment, zoom path, sizes, precision); a store built for a different
-fingerprint is refused rather than mixed. Colour and video settings are not part of it,
-so re-colouring or re-encoding reads the store without touching the engine.
+Each computed frame is saved the moment it exists, atomically (zoomer.atomic), under a key
+that hashes everything that determines its scores. A manifest records the render
+fingerprint (experiment, zoom path, sizes, precision) and the store's format version; a
+store built for a different fingerprint or format is refused rather than mixed. Colour and
+video settings are not part of it, so re-colouring or re-encoding reads the store without
+touching the engine.
+
+A frame file is a .npy file (np.load reads it; its header holds the shape and dtype)
+followed by a trailer: MAGIC and the SHA-256 of every byte before it. A frame whose bytes
+do not match their checksum (truncated, zeroed, flipped) is reported by its path and
+counts as missing, so it is computed again.
 """
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import os
-import tempfile
+import logging
 from pathlib import Path
 
 import numpy as np
 
+from .atomic import remove_stale, write_atomic
+
+log = logging.getLogger(__name__)
+
 MANIFEST = "manifest.json"
+# 1: bare .npy frames (no checksum). 2: .npy + checksum trailer.
+FORMAT = 2
+MAGIC = b"ZOOMER-SHA256\n"
+TRAILER = len(MAGIC) + hashlib.sha256().digest_size
 
 
 class StoreMismatch(ValueError):
-    """The store on disk was built for another render."""
+    """The store on disk was built for another render, or by another store format."""
+
+
+class CorruptFrame(RuntimeError):
+    """A stored frame's bytes do not match the checksum written with them."""
+
+    def __init__(self, path: Path, why: str):
+        self.path = path
+        super().__init__(f"the stored frame {path} is damaged ({why}); delete it, or run the same "
+                         "command again to compute it anew")
 
 
 def digest(obj) -> str:
@@ -28,19 +51,23 @@ def digest(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=repr).encode()).hexdigest()[:24]
 
 
-def write_atomic(path: Path, write) -> None:
-    """Write through `write(file)` into a temp file beside `path`, then rename over it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def frame_bytes(scores: np.ndarray) -> bytes:
+    """A frame as stored: .npy bytes, then MAGIC and their SHA-256."""
+    buffer = io.BytesIO()
+    np.save(buffer, scores)
+    body = buffer.getvalue()
+    return body + MAGIC + hashlib.sha256(body).digest()
+
+
+def read_frame(path: Path) -> np.ndarray:
+    """The frame in a file written by frame_bytes; CorruptFrame if its checksum fails."""
+    data = Path(path).read_bytes()
+    body, magic, checksum = data[:-TRAILER], data[-TRAILER:-TRAILER + len(MAGIC)], data[-TRAILER + len(MAGIC):]
+    if len(data) < TRAILER or magic != MAGIC:
+        raise CorruptFrame(path, f"no checksum at its end: truncated or overwritten ({len(data)} bytes)")
+    if hashlib.sha256(body).digest() != checksum:
+        raise CorruptFrame(path, "its bytes do not match the checksum written with them")
+    return np.load(io.BytesIO(body), allow_pickle=False)
 
 
 class FrameStore:
@@ -50,17 +77,29 @@ class FrameStore:
         self.root = Path(root)
         self.fingerprint = fingerprint
         self.root.mkdir(parents=True, exist_ok=True)
+        # path -> (size, mtime_ns) of a file checked sound, so has() reads each frame once.
+        self._sound: dict[Path, tuple[int, int]] = {}
+        self._reported: set[Path] = set()
         manifest = self.root / MANIFEST
+        wanted = {"store_format": FORMAT, **json.loads(json.dumps(fingerprint, default=repr))}
         if manifest.exists():
             stored = json.loads(manifest.read_text())
-            if stored != json.loads(json.dumps(fingerprint, default=repr)):
+            if stored.get("store_format", 1) != FORMAT:
+                raise StoreMismatch(
+                    f"the frame store {self.root} has store format {stored.get('store_format', 1)}, "
+                    f"this zoomer reads format {FORMAT} (frames with checksums) and cannot check "
+                    "the old frames; use a new output directory (or render.store_dir), or delete that store"
+                )
+            if stored != wanted:
                 raise StoreMismatch(
                     f"the frame store {self.root} was built for a different render "
-                    f"(differs in: {', '.join(_differences(stored, fingerprint)) or 'format'}); "
+                    f"(differs in: {', '.join(_differences(stored, wanted)) or 'format'}); "
                     "use a new output directory, or the same settings to resume it"
                 )
         else:
-            write_atomic(manifest, lambda f: f.write(json.dumps(fingerprint, indent=1, default=repr).encode()))
+            write_atomic(manifest, lambda f: f.write(json.dumps(wanted, indent=1).encode()))
+        for path in remove_stale(self.root):
+            log.info("removed %s, a temporary file left by an interrupted write", path)
 
     def key(self, frame: dict) -> str:
         """The file key of a frame described by JSON-able facts (window, size, ...)."""
@@ -70,13 +109,31 @@ class FrameStore:
         return self.root / f"{key}.npy"
 
     def has(self, key: str) -> bool:
-        return self.path(key).exists()
+        """Whether a sound copy of the frame is stored; a damaged one is reported (once) and
+        counts as missing."""
+        path = self.path(key)
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            return False
+        if self._sound.get(path) == (stat.st_size, stat.st_mtime_ns):
+            return True
+        try:
+            read_frame(path)
+        except CorruptFrame as e:
+            if path not in self._reported:
+                self._reported.add(path)
+                log.warning("%s: it will be computed again", e)
+            return False
+        self._sound[path] = (stat.st_size, stat.st_mtime_ns)
+        return True
 
     def load(self, key: str) -> np.ndarray:
-        return np.load(self.path(key))
+        """The stored frame; CorruptFrame (naming the file) if it fails its checksum."""
+        return read_frame(self.path(key))
 
     def save(self, key: str, scores: np.ndarray) -> None:
-        write_atomic(self.path(key), lambda f: np.save(f, scores))
+        write_atomic(self.path(key), lambda f: f.write(frame_bytes(scores)))
 
     def write_json(self, name: str, obj) -> None:
         write_atomic(self.root / name, lambda f: f.write(json.dumps(obj, indent=1).encode()))

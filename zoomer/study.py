@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .atomic import write_atomic
 from .config import StudyConfig
 from .engine import resolve_device, resolve_dtype
 from .experiment import Experiment
@@ -51,7 +52,7 @@ class Study:
 
 
 def write_json(path: Path, data: dict) -> None:
-    """JSON that numpy scalars and arrays can go into as they are."""
+    """JSON that numpy scalars and arrays can go into as they are, written atomically."""
     def plain(value):
         if isinstance(value, np.ndarray):
             return value.tolist()
@@ -59,4 +60,5 @@ def write_json(path: Path, data: dict) -> None:
             return value.item()
         raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
-    Path(path).write_text(json.dumps(data, indent=2, default=plain) + "\n")
+    text = json.dumps(data, indent=2, default=plain) + "\n"
+    write_atomic(path, lambda f: f.write(text.encode()))

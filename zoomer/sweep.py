@@ -18,13 +18,14 @@ from hydra.core.config_store import ConfigStore
 from PIL import Image, ImageDraw, ImageFont
 
 from . import engine
-from .errors import run_reporting_errors
+from .atomic import write_atomic
 from .color import ColorConfig, Reference, color_frame
 from .config import EngineConfig, ExperimentConfig
+from .errors import run_reporting_errors
 from .quality import experiment_of
-from .store import write_atomic
 from .dimension import edges
 from .target import NoTargetError, find_target
+from .video import save_png
 from .window import Window
 
 log = logging.getLogger(__name__)
@@ -86,8 +87,8 @@ def sweep(cfg, run_dir: Path) -> list[dict]:
     result = ranked + [r for r in rows if not r["found"]]
     write_atomic(run_dir / "targets.json", lambda f: f.write(json.dumps(result, indent=1).encode()))
     by_seed = dict(thumbs)
-    contact_sheet([(f"#{r['rank']} seed {r['seed']}", by_seed[r["seed"]]) for r in ranked], cand.thumb).save(
-        run_dir / "contact_sheet.png")
+    save_png(run_dir / "contact_sheet.png",
+             contact_sheet([(f"#{r['rank']} seed {r['seed']}", by_seed[r["seed"]]) for r in ranked], cand.thumb))
     log.info("ranked %d candidates: %s", len(ranked), run_dir / "targets.json")
     return result
 

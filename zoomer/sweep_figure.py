@@ -20,7 +20,7 @@ from hydra.experimental.callback import Callback
 from PIL import Image
 
 from .figure import still_figure
-from .store import write_atomic
+from .video import save_png
 from .window import Window
 
 log = logging.getLogger(__name__)
@@ -61,8 +61,7 @@ def sweep_figure(sweep_dir: Path) -> Path:
     rank = {name: i for i, name in enumerate(ORDER)}
     runs.sort(key=lambda d: rank.get(json.loads((d / "metadata.json").read_text())["experiment"], len(ORDER)))
     path = Path(sweep_dir) / "figure.png"
-    sheet = grid([panel_image(d) for d in runs])
-    write_atomic(path, lambda f: sheet.save(f, format="PNG"))
+    save_png(path, grid([panel_image(d) for d in runs]))
     return path
 
 

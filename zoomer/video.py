@@ -16,6 +16,8 @@ import imageio_ffmpeg
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from .atomic import AtomicFile, write_atomic
+
 FORMATS = ("mp4", "gif", "webp")
 CODECS = {"h264": "libx264", "hevc": "libx265"}
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
@@ -94,17 +96,29 @@ class VideoWriter:
         with VideoWriter("zoom.mp4", config) as writer:
             for frame in frames:
                 writer.write(frame)
+
+    ffmpeg writes a temporary file beside the final one (zoomer.atomic), which replaces
+    the final file only when the encode finished cleanly: an error, Ctrl-C or a full disk
+    part-way leaves an earlier video at that path as it was.
     """
 
     def __init__(self, path, config: VideoConfig):
         config.validate()
         self.path, self.config = Path(path), config
         self.shape = (config.height, config.width, 3)
+        self._file = AtomicFile(self.path, extension=True)
         self._stderr = tempfile.TemporaryFile()
         command = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error",
                    "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{config.width}x{config.height}",
-                   "-r", str(config.fps), "-i", "-", "-an", *_encoder_args(config), "-f", config.format, str(path)]
-        self._ffmpeg = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._stderr)
+                   "-r", str(config.fps), "-i", "-", "-an", *_encoder_args(config), "-f", config.format,
+                   str(self._file.temp)]
+        try:
+            self._ffmpeg = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                            stderr=self._stderr)
+        except BaseException:
+            self._file.discard()
+            self._stderr.close()
+            raise
 
     def write(self, frame: np.ndarray) -> None:
         _check_frame(frame, self.shape)
@@ -114,15 +128,35 @@ class VideoWriter:
             raise self._failure() from None
 
     def close(self) -> None:
-        """Finish the file; raises RuntimeError with ffmpeg's own words if encoding failed."""
-        if self._ffmpeg.stdin.closed:
+        """Finish the file and put it in place; raises RuntimeError with ffmpeg's own words
+        if encoding failed (the temporary file is removed then)."""
+        if self._stderr.closed:
             return
         try:
-            self._ffmpeg.stdin.close()
-        except BrokenPipeError:
-            pass  # ffmpeg already died; its exit status tells
-        if self._ffmpeg.wait() != 0:
-            raise self._failure()
+            try:
+                self._ffmpeg.stdin.close()
+            except BrokenPipeError:
+                pass  # ffmpeg already died; its exit status tells
+            if self._ffmpeg.wait() != 0:
+                raise self._failure()
+            self._file.commit()
+        except BaseException:
+            self.abort()
+            raise
+        self._stderr.close()
+
+    def abort(self) -> None:
+        """Stop ffmpeg and drop the unfinished file; an earlier video at the path stays."""
+        if self._stderr.closed:
+            return
+        self._ffmpeg.kill()  # don't leave ffmpeg waiting on a pipe nobody will write to
+        self._ffmpeg.wait()
+        if not self._ffmpeg.stdin.closed:
+            try:
+                self._ffmpeg.stdin.close()
+            except BrokenPipeError:
+                pass
+        self._file.discard()
         self._stderr.close()
 
     def _failure(self) -> RuntimeError:
@@ -137,14 +171,16 @@ class VideoWriter:
     def __exit__(self, exc_type, exc, traceback) -> None:
         if exc_type is None:
             self.close()
-        else:  # don't leave ffmpeg waiting on a pipe nobody will write to
-            self._ffmpeg.kill()
-            self._ffmpeg.wait()
+        else:
+            self.abort()
 
 
-def save_png(path, frame: np.ndarray) -> None:
-    _check_frame(frame)
-    Image.fromarray(frame).save(path, format="PNG")
+def save_png(path, image) -> None:
+    """A PNG from a uint8 (height, width, 3) frame or a PIL image, written atomically."""
+    if isinstance(image, np.ndarray):
+        _check_frame(image)
+        image = Image.fromarray(image)
+    write_atomic(path, lambda f: image.save(f, format="PNG"))
 
 
 def overlay_lines(magnification: float, centre: tuple[float, float], caption: Optional[str] = None,

@@ -1,25 +1,29 @@
 """Compiled CPU kernel: cpu_kernel.c, one SIMD lane per training run (see its header).
 
 The C source is built with the system compiler at first use, once per (precision, width,
-target_dim, depth), into a cache directory keyed by a hash of the source, the flags and the
-CPU, and loaded with ctypes: no torch headers, so a build takes about a second. Without a
-working compiler supports() says no (with one warning) and the torch path trains instead.
+target_dim, depth), into a per-user cache directory (cache_dir()) and loaded with ctypes:
+no torch headers, so a build takes about a second. Beside each library a record says what
+it was built from (the source's hash, the compiler command and version, the CPU) and the
+library's own hash; a library whose record does not match, or whose bytes changed since,
+is built again before it is loaded. Without a working compiler or without the source
+supports() says no (with one warning) and the torch path trains instead.
 """
 from __future__ import annotations
 
 import ctypes
 import functools
 import hashlib
+import json
 import os
 import platform
 import subprocess
-import tempfile
 import warnings
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from ..atomic import AtomicFile, write_atomic
 from ..experiment import NONLINEARITIES, Experiment, Problem
 from ..score import finish
 
@@ -102,11 +106,11 @@ def _library(bits: int, width: int, target_dim: int, depth: int):
     """The loaded kernel for this precision and shape, built if not cached; None if it cannot be."""
     shape = dict(REAL_BITS=bits, WIDTH=width, TARGET_DIM=target_dim, DEPTH=depth, ROWS=ROWS)
     command = [os.environ.get("CC", "gcc"), *FLAGS, *(f"-D{k}={v}" for k, v in shape.items())]
-    key = hashlib.sha256("\0".join([SOURCE.read_text(), *command, _cpu_identity()]).encode())
-    path = _cache_dir() / f"cpu_kernel_{key.hexdigest()[:16]}.so"
     try:
-        if not path.exists():
-            _build(command, path)
+        build = _build_record(command)
+        path = cache_dir() / f"cpu_kernel_{_sha256(json.dumps(build, sort_keys=True).encode())[:16]}.so"
+        if not _matches_record(path, build):
+            _build(command, path, build)
         lib = ctypes.CDLL(str(path))
     except (OSError, subprocess.CalledProcessError) as err:
         _warn_once(err)
@@ -127,20 +131,47 @@ def _library(bits: int, width: int, target_dim: int, depth: int):
     return lib
 
 
-def _build(command: list[str], path: Path) -> None:
-    """Compile to a temporary name and rename, so concurrent builds never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".so", dir=path.parent)
-    os.close(fd)
+def _build_record(command: list[str]) -> dict:
+    """What a built library must have been built from: the source's hash, the compiler
+    command, the compiler's version and the CPU (-march=native). Raises OSError without
+    the source or the compiler."""
+    version = subprocess.run([command[0], "--version"], check=True, capture_output=True, text=True).stdout
+    return {"source_sha256": _sha256(SOURCE.read_bytes()), "command": command,
+            "compiler": version.strip().splitlines()[0] if version.strip() else "", "cpu": _cpu_identity()}
+
+
+def _matches_record(path: Path, build: dict) -> bool:
+    """Whether the cached library was built from `build` and is byte for byte what was built
+    (a stale, half-written or tampered file is not)."""
     try:
-        subprocess.run([*command, "-o", tmp, str(SOURCE)], check=True, capture_output=True, text=True)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        record = json.loads(_record_path(path).read_text())
+        return record.get("build") == build and record.get("library_sha256") == _sha256(path.read_bytes())
+    except (OSError, ValueError):
+        return False
 
 
-def _cache_dir() -> Path:
+def _build(command: list[str], path: Path, build: dict) -> None:
+    """Compile into the cache and record what from; each file is renamed into place whole
+    (zoomer.atomic), so concurrent builds never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with AtomicFile(path, extension=True) as out:
+        subprocess.run([*command, "-o", str(out.temp), str(SOURCE)], check=True, capture_output=True, text=True)
+        library = _sha256(out.temp.read_bytes())
+    record = json.dumps({"build": build, "library_sha256": library}, indent=1)
+    write_atomic(_record_path(path), lambda f: f.write(record.encode()))
+
+
+def _record_path(path: Path) -> Path:
+    return path.with_suffix(".json")
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def cache_dir() -> Path:
+    """Where built kernels are kept: $ZOOMER_CACHE_DIR, else $XDG_CACHE_HOME/zoomer, else
+    ~/.cache/zoomer (per user)."""
     root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(os.environ.get("ZOOMER_CACHE_DIR", Path(root) / "zoomer"))
 

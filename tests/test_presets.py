@@ -1,0 +1,48 @@
+"""Every video preset finds a zoom target in every paper condition: the search runs in the
+start window cut to the preset's shape, inside the condition's window."""
+from importlib.resources import files
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_module
+
+from zoomer.config import register_configs
+from zoomer.plan import condition_window, start_window
+from zoomer.quality import experiment_of
+from zoomer.target import find_target
+from zoomer.video import VideoConfig
+
+CONF = Path(str(files("zoomer.conf")))
+PRESETS = sorted(p.stem for p in (CONF / "video").glob("*.yaml"))
+CONDITIONS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
+
+
+@pytest.fixture(scope="module")
+def composed():
+    register_configs()
+    with initialize_config_module(config_module="zoomer.conf", version_base="1.3"):
+        yield lambda *overrides: compose(config_name="config", overrides=list(overrides))
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_the_start_window_lies_inside_the_condition_window(composed, preset):
+    cfg = composed(f"video={preset}")
+    video = VideoConfig(**cfg.video)
+    start, condition = start_window(cfg.experiment.window, video), condition_window(cfg.experiment.window)
+    assert start.width / start.height == pytest.approx(video.width / video.height)
+    assert condition.x_bounds[0] <= start.x_bounds[0] and start.x_bounds[1] <= condition.x_bounds[1]
+    assert condition.y_bounds[0] <= start.y_bounds[0] and start.y_bounds[1] <= condition.y_bounds[1]
+    assert max(start.width / condition.width, start.height / condition.height) == pytest.approx(1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("condition", CONDITIONS)
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_preset_finds_a_target_in_every_condition(composed, preset, condition):
+    cfg = composed(f"video={preset}", f"experiment={condition}")
+    video = VideoConfig(**cfg.video)
+    start = start_window(cfg.experiment.window, video)
+    exp = experiment_of(cfg.experiment, "preview", "cpu")
+    target = find_target(exp, start, 2.0, resolution=12, dtype="float32")
+    (x0, x1), (y0, y1) = start.x_bounds, start.y_bounds
+    assert x0 <= target.point[0] <= x1 and y0 <= target.point[1] <= y1
