@@ -155,6 +155,7 @@ def test_score_definition_caps_and_never_overflows():
     assert torch.isfinite(score_from_losses(underflow))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["tanh", "relu", "identity", "minibatch", "single_datapoint", "paraminit"])
 def test_each_paper_condition_default_window_holds_both_classes(name, compose_config):
     cfg = compose_config("config", f"experiment={name}")
