@@ -1,50 +1,65 @@
 """The `zoomer` Hydra app: config composition, bad overrides, and tiny end-to-end renders."""
 import json
-import os
-import subprocess
-import sys
 from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_module
 
-import zoomer.cli  # noqa: F401  registers the schema
 from zoomer import Experiment
 from zoomer.video import moov_before_mdat, probe
+from omegaconf import OmegaConf
 
 CONF = Path(str(files("zoomer.conf")))
 GROUPS = {g: sorted(p.stem for p in (CONF / g).glob("*.yaml")) for g in ("experiment", "zoom", "color", "video")}
 
-# Small enough for a 2-core CI machine: a few frames of a few pixels, few steps.
-# A manual target on the tanh boundary skips the search (tested on its own in test_target.py).
-TINY = [
-    "video.width=32", "video.height=18", "video.fps=4", "video.duration_s=1.5", "experiment.steps=20",
-    "zoom=manual", "zoom.target=[4.995,1.625]", "zoom.depth=1.0", "engine.precision=float32",
-]
-
-
-def run_app(tmp_path, *overrides, module="zoomer", check=True):
-    flags = [o for o in overrides if o.startswith("-")]  # e.g. -m: Hydra wants flags first
-    cmd = [sys.executable, "-m", module, *flags, f"hydra.run.dir={tmp_path}",
-           *(o for o in overrides if not o.startswith("-"))]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
-    if check:
-        assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc
+# What each option composes to, written out by hand (from the paper and the README), so a
+# YAML that drifts or a group that fails to merge shows up here.
+EXPECTED = {
+    ("experiment", "tanh"): {"experiment.nonlinearity": "tanh", "experiment.window.x": [-2.0, 6.0],
+                             "experiment.window.y": [-3.0, 5.0]},
+    ("experiment", "relu"): {"experiment.nonlinearity": "relu", "experiment.window.x": [-3.0, 5.0],
+                             "experiment.window.y": [-3.0, 5.0]},
+    ("experiment", "identity"): {"experiment.nonlinearity": "identity", "experiment.window.x": [-3.0, 5.0]},
+    ("experiment", "minibatch"): {"experiment.nonlinearity": "tanh", "experiment.batch_size": 16},
+    ("experiment", "single_datapoint"): {"experiment.n_data": 1, "experiment.window.x": [-4.0, 4.0]},
+    ("experiment", "paraminit"): {"experiment.phase_space": "paraminit_vs_lr",
+                                  "experiment.window.y": [-3.0, 3.0]},
+    ("zoom", "auto"): {"zoom.target": None, "zoom.depth": 4.0},
+    ("zoom", "manual"): {"zoom.target": [2.0, 1.0], "zoom.depth": 4.0},
+    ("color", "spectral"): {"color.cmap": "Spectral", "color.supersample": 1},
+    ("color", "fire_ice"): {"color.cmap": "fire_ice", "color.supersample": 2},
+    ("color", "rdbu"): {"color.cmap": "RdBu"},
+    ("video", "preview"): {"video.width": 224, "video.height": 126, "video.format": "mp4", "video.overlay": True},
+    ("video", "landscape"): {"video.width": 1920, "video.height": 1080, "video.format": "mp4"},
+    ("video", "vertical"): {"video.width": 1080, "video.height": 1920, "video.format": "mp4"},
+    ("video", "square"): {"video.width": 1080, "video.height": 1080},
+    ("video", "gif"): {"video.width": 480, "video.height": 270, "video.format": "gif"},
+}
+DEFAULTS = {"experiment": "tanh", "zoom": "auto", "color": "spectral", "video": "preview"}
 
 
 @pytest.mark.parametrize("group, option", [(g, o) for g, opts in GROUPS.items() for o in opts])
-def test_every_group_option_composes(group, option):
-    with initialize_config_module(config_module="zoomer.conf", version_base="1.3"):
-        cfg = compose(config_name="config", overrides=[f"{group}={option}"])
+def test_every_group_option_composes_to_its_values(group, option, compose_config):
+    cfg = compose_config("config", f"{group}={option}")
+    for key, value in EXPECTED[group, option].items():
+        assert OmegaConf.select(cfg, key) == value, key
+    for other, default in DEFAULTS.items():  # the other groups keep their defaults
+        if other != group:
+            for key, value in EXPECTED[other, default].items():
+                assert OmegaConf.select(cfg, key) == value, key
     if group == "experiment":
         exp = Experiment.from_config(cfg.experiment)
-        assert cfg.experiment.name == option and exp.steps >= 20
-        assert cfg.experiment.window.x[0] < cfg.experiment.window.x[1]
+        assert cfg.experiment.name == option and exp.nonlinearity == cfg.experiment.nonlinearity
+
+
+def test_overrides_reach_the_composed_config(compose_config, tiny, boundary_target):
+    cfg = compose_config("config", *tiny, "video=vertical", "experiment=relu")
+    assert (cfg.video.width, cfg.video.height, cfg.video.fps) == (32, 18, 4)  # overrides beat the preset
+    assert cfg.video.format == "mp4" and cfg.experiment.nonlinearity == "relu"
+    assert cfg.experiment.steps == 20 and cfg.engine.precision == "float32"
+    assert list(cfg.zoom.target) == list(boundary_target)
 
 
 def test_paper_conditions_are_all_there():
@@ -66,21 +81,22 @@ def test_paper_conditions_are_all_there():
         ("video.nope=1", "nope"),
     ],
 )
-def test_bad_override_fails_fast_naming_the_key(tmp_path, override, key):
+def test_bad_override_fails_fast_naming_the_key(tmp_path, run_app, override, key):
     proc = run_app(tmp_path, override, check=False)
     assert proc.returncode != 0
     assert key in proc.stderr, proc.stderr[-2000:]
     assert not (tmp_path / "frames" / "target.json").exists(), "failed before any compute"
 
 
-def test_too_deep_a_zoom_is_refused_before_compute(tmp_path):
-    proc = run_app(tmp_path, *TINY, "zoom.depth=18", check=False)
+def test_too_deep_a_zoom_is_refused_before_compute(tmp_path, run_app, tiny):
+    proc = run_app(tmp_path, *tiny, "zoom.depth=18", check=False)
     assert proc.returncode == 2 and "too deep for float64" in proc.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("frames", ["keyframes", "exact"])
-def test_end_to_end_render_through_real_ffmpeg(tmp_path, frames):
-    run_app(tmp_path, *TINY, f"render.frames={frames}")
+def test_end_to_end_render_through_real_ffmpeg(tmp_path, run_app, tiny, frames):
+    run_app(tmp_path, *tiny, f"render.frames={frames}")
     info = probe(tmp_path / "zoom.mp4")
     assert (info.width, info.height, info.n_frames) == (32, 18, 6)
     assert info.codec == "h264" and info.pix_fmt == "yuv420p" and moov_before_mdat(tmp_path / "zoom.mp4")
@@ -93,8 +109,9 @@ def test_end_to_end_render_through_real_ffmpeg(tmp_path, frames):
     assert (tmp_path / ".hydra" / "config.yaml").exists()
 
 
-def test_vertical_video_shows_a_vertical_window(tmp_path):
-    run_app(tmp_path, *TINY, "video=vertical", "video.width=18", "video.height=32", "video.duration_s=0.5",
+@pytest.mark.slow
+def test_vertical_video_shows_a_vertical_window(tmp_path, run_app, tiny):
+    run_app(tmp_path, *tiny, "video=vertical", "video.width=18", "video.height=32", "video.duration_s=0.5",
             "render.frames=exact")
     meta = json.loads((tmp_path / "metadata.json").read_text())
     w = meta["frame_windows"][0]
@@ -103,22 +120,25 @@ def test_vertical_video_shows_a_vertical_window(tmp_path):
     assert probe(tmp_path / "zoom.mp4").width == 18
 
 
-def test_gif_preset_loops(tmp_path):
-    run_app(tmp_path, *TINY, "video=gif", "video.width=32", "video.height=18")
+@pytest.mark.slow
+def test_gif_preset_loops(tmp_path, run_app, tiny):
+    run_app(tmp_path, *tiny, "video=gif", "video.width=32", "video.height=18")
     assert probe(tmp_path / "zoom.gif").n_frames == 6
 
 
-def test_manual_target_and_final_width(tmp_path):
-    run_app(tmp_path, *TINY, "zoom.final_width=0.08")
+@pytest.mark.slow
+def test_manual_target_and_final_width(tmp_path, run_app, tiny, boundary_target):
+    run_app(tmp_path, *tiny, "zoom.final_width=0.08")
     meta = json.loads((tmp_path / "metadata.json").read_text())
-    assert meta["target"]["point"] == [4.995, 1.625]
+    assert meta["target"]["point"] == list(boundary_target)
     last = meta["frame_windows"][-1]
     assert last["x"][1] - last["x"][0] == pytest.approx(0.08)
-    assert np.mean(last["x"]) == pytest.approx(4.995)
+    assert np.mean(last["x"]) == pytest.approx(boundary_target[0])
 
 
-def test_automatic_target_search_end_to_end(tmp_path):
-    run_app(tmp_path, *TINY, "zoom=auto", "zoom.target=null", "zoom.search_resolution=12", "zoom.seed=1",
+@pytest.mark.slow
+def test_automatic_target_search_end_to_end(tmp_path, run_app, tiny):
+    run_app(tmp_path, *tiny, "zoom=auto", "zoom.target=null", "zoom.search_resolution=12", "zoom.seed=1",
             "zoom.depth=2.0", "video.width=48", "video.height=28", "video.duration_s=3")
     meta = json.loads((tmp_path / "metadata.json").read_text())
     assert meta["config"]["zoom"]["target"] is None and len(meta["target"]["point"]) == 2

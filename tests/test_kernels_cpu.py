@@ -8,7 +8,7 @@ from zoomer import kernels
 from zoomer.kernels import cpu
 from zoomer.reference import reference_grid
 
-from test_engine import CASES, agreement
+from conftest import ENGINE_CASES as CASES, agreement
 
 CPU = torch.device("cpu")
 built = cpu.supports(zoomer.Experiment(), CPU, torch.float64)

@@ -19,7 +19,7 @@ import torch
 import zoomer
 from zoomer import engine
 from zoomer.reference import reference_grid
-from test_engine import agreement
+from conftest import agreement
 
 triton = pytest.importorskip("triton")
 

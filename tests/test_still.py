@@ -1,45 +1,57 @@
 """zoomer-still: the PNG, its figure and metadata, and refusals before compute."""
 import json
-import subprocess
-import sys
-from importlib.resources import files
-from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from PIL import Image
 
 import zoomer
+from zoomer.color import ColorConfig, Reference, color_frame
 from zoomer.figure import edge_ticks, still_figure
 from zoomer.still_cli import render_still
+from zoomer.window import Window
 
-CONF = str(files("zoomer.conf"))
 SMALL = ("experiment=single_datapoint", "size=24", "steps=20", "precision=float32")
 
 
-@pytest.fixture(scope="module")
-def compose_still():
-    with initialize_config_dir(config_dir=CONF, version_base=None):
-        yield lambda *overrides: OmegaConf.to_object(compose("still", overrides=list(overrides)))
+@pytest.fixture
+def compose_still(compose_config):
+    return lambda *overrides: OmegaConf.to_object(compose_config("still", *overrides))
+
+
+def locate(figure: np.ndarray, picture: np.ndarray) -> tuple[int, int]:
+    """(top, left) of the one place where the picture's inside (all but a 2-pixel rim,
+    which the frame's outline covers) sits unchanged in the figure."""
+    inside = picture[2:-2, 2:-2]
+    h, w = inside.shape[:2]
+    hits = [(r - 2, c - 2) for r, c in zip(*np.nonzero((figure == inside[0, 0]).all(-1)))
+            if np.array_equal(figure[r:r + h, c:c + w], inside)]
+    assert len(hits) == 1, f"the picture appears {len(hits)} times in the figure"
+    return hits[0]
 
 
 def test_still_writes_png_figure_and_metadata(compose_still, tmp_path):
     cfg = compose_still(*SMALL, "aspect=1.5", "figure=true", "color=fire_ice", "magnification=2",
                         "target=[0.5,1.0]")
-    metadata = render_still(cfg, tmp_path)
+    render_still(cfg, tmp_path)
+    # single_datapoint's window is 8 decades wide; 1.5 : 1, magnified 2x about the target
+    window = Window(0.5, 1.0, 2.0, 4 / 3)
     still = np.asarray(Image.open(tmp_path / "still.png"))
     assert still.shape == (16, 24, 3)  # height = size / aspect; supersampled 2x2 then averaged
-    figure = Image.open(tmp_path / "figure.png")
-    assert figure.width > 24 and figure.height > 16
+    scores = zoomer.landscape(zoomer.Experiment(n_data=1, steps=20), window, (32, 48), dtype="float32")
+    color = ColorConfig(cmap="fire_ice", supersample=2)
+    np.testing.assert_array_equal(still, color_frame(scores, Reference.from_scores(scores), color))
+    top, _ = locate(np.asarray(Image.open(tmp_path / "figure.png")), still)
+    assert top > 0  # room for the title above
+
     written = json.loads((tmp_path / "metadata.json").read_text())
-    assert written == json.loads(json.dumps(metadata))
-    # single_datapoint's window is 8 decades wide; 1.5 : 1, magnified 2x about the target
-    assert written["window"]["x"] == pytest.approx([-1.5, 2.5])
-    assert written["window"]["y"] == pytest.approx([1 - 4 / 3, 1 + 4 / 3])
+    assert sorted(written["files"]) == sorted(p.name for p in tmp_path.iterdir() if p.name != "metadata.json")
+    assert written["window"]["x"] == pytest.approx(list(window.x_bounds))
+    assert written["window"]["y"] == pytest.approx(list(window.y_bounds))
+    assert written["center"] == [0.5, 1.0] and written["magnification"] == 2
+    assert written["pixels"] == {"width": still.shape[1], "height": still.shape[0], "supersample": 2}
     assert written["config"]["color"]["cmap"] == "fire_ice"
-    assert written["pixels"] == {"width": 24, "height": 16, "supersample": 2}
     assert {"target_s", "compute_s", "write_s", "total_s"} <= set(written["timings"])
     assert {"torch", "numpy", "python"} <= set(written["provenance"]["versions"])
     assert written["axis_labels"][0] == "log10 input-layer learning rate"
@@ -60,9 +72,8 @@ def test_bad_settings_fail_before_compute(compose_still, override, setting, tmp_
         render_still(compose_still(override), tmp_path)
 
 
-def test_console_entry_refuses_unknown_experiment(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "zoomer.still_cli", "experiment=sigmoid",
-                           f"hydra.run.dir={tmp_path}"], capture_output=True, text=True, timeout=120)
+def test_console_entry_refuses_unknown_experiment(tmp_path, run_app):
+    done = run_app(tmp_path, "experiment=sigmoid", script="zoomer-still", check=False)
     assert done.returncode != 0 and "experiment/sigmoid" in done.stderr
 
 
@@ -71,10 +82,44 @@ def test_edge_ticks_tell_the_edges_apart_at_depth():
     assert len(set(labels)) == 3 and labels[1] == "1.234567891"
 
 
+def picture(height=50, width=80):
+    """A picture that cannot be mistaken for the figure's white, ink or grid."""
+    return np.random.default_rng(0).integers(40, 216, (height, width, 3), dtype=np.uint8)
+
+
+def test_figure_frames_the_picture_with_title_and_edge_ticks():
+    rgb, window = picture(), Window.from_bounds((0.0, 1.0), (2.0, 3.0))
+    figure = np.asarray(still_figure(rgb, window, ("x", "y"), "a title"))
+    top, left = locate(figure, rgb)
+    h, w = rgb.shape[:2]
+    ink = figure.sum(-1) < 3 * 128
+    assert ink[: top - 2].any(), "the title above the picture"
+    below = ink[top + h + 1: top + h + 8]
+    for column in (left, left + w // 2, left + w - 1):  # ticks at both edges and the centre
+        assert below[:, column - 1: column + 2].any(), column
+    retitled = np.asarray(still_figure(rgb, window, ("x", "y"), "another title"))
+    assert retitled.shape == figure.shape
+    changed = np.nonzero((retitled != figure).any(-1))[0]
+    assert changed.size and changed.max() < top, "a new title changes only the rows above the picture"
+
+
+def test_figure_ticks_follow_the_window():
+    """Other y bounds change the y tick labels beside the picture, and nothing below it."""
+    rgb, (h, w) = picture(), picture().shape[:2]
+    figures = [np.asarray(still_figure(rgb, Window.from_bounds((0.0, 1.0), y), ("x", "y"), "t"))
+               for y in ((2.0, 3.0), (7.0, 9.0))]
+    (ta, la), (tb, lb) = (locate(f, rgb) for f in figures)
+    margin = min(la, lb)
+    beside = [f[t:t + h, l - margin:l] for f, (t, l) in zip(figures, ((ta, la), (tb, lb)))]
+    assert not np.array_equal(*beside), "the y tick labels name the window's y bounds"
+    below = [f[t + h + 2:t + h + 20, l:l + w] for f, (t, l) in zip(figures, ((ta, la), (tb, lb)))]
+    np.testing.assert_array_equal(*below)  # the x ticks and their labels, unchanged
+    assert [v for v, _ in edge_ticks(7.0, 9.0)] == [7.0, 8.0, 9.0]
+
+
 def test_figure_uses_matplotlib_when_installed():
     pytest.importorskip("matplotlib")
-    from zoomer.window import Window
-
-    rgb = np.zeros((50, 80, 3), np.uint8)
-    figure = still_figure(rgb, Window.from_bounds((0, 1), (0, 1)), ("x", "y"), "title")
-    assert figure.width > 80 and figure.height > 50
+    rgb = picture()
+    figure = np.asarray(still_figure(rgb, Window.from_bounds((0, 1), (0, 1)), ("x", "y"), "title"))
+    assert figure.shape[0] > 50 and figure.shape[1] > 80
+    assert (figure != 255).any(-1)[: figure.shape[0] // 10].any(), "a title at the top"

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_module
 
-from test_cli import TINY, run_app
+from conftest import TINY, launch_app as run_app
 from zoomer import render as render_module
 from zoomer.atomic import write_atomic
 from zoomer.store import FORMAT, CorruptFrame, FrameStore, StoreMismatch, read_frame
