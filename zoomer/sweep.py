@@ -1,8 +1,9 @@
 """`zoomer-targets`: search K candidate targets, show their deepest views side by side.
 
 For each seed it runs the automatic target search, renders the deepest window as a
-thumbnail, and ranks the candidates by boundary detail there (the share of pixels on the
-boundary), so the user can pick one and pass it on as `zoom=manual zoom.target=[x,y]`.
+thumbnail, and ranks the candidates as every target search does (Target.rank_score: the
+mean zoomer.boundary.structure of its views, from the start window to the deepest), so
+the user can pick one and pass it on as `zoom=manual zoom.target=[x,y]`.
 """
 from __future__ import annotations
 
@@ -23,7 +24,6 @@ from .config import ExperimentConfig
 from .experiment import Experiment
 from .render import EngineConfig, _as
 from .store import write_atomic
-from .dimension import edges
 from .target import NoTargetError, find_target
 from .window import Window
 
@@ -76,10 +76,10 @@ def sweep(cfg, run_dir: Path) -> list[dict]:
         x, y = target.point
         rows.append({
             "seed": seed, "found": True, "point": [x, y], "depth": cand.depth,
-            "boundary_detail": float(edges(scores).mean()),
+            "rank_score": target.rank_score, "structure": list(target.structure),
             "override": f"experiment={cfg.experiment.name} zoom=manual zoom.target=[{x!r},{y!r}] zoom.depth={cand.depth}",
         })
-    ranked = sorted((r for r in rows if r["found"]), key=lambda r: -r["boundary_detail"])
+    ranked = sorted((r for r in rows if r["found"]), key=lambda r: -r["rank_score"])
     for rank, row in enumerate(ranked, 1):
         row["rank"] = rank
     result = ranked + [r for r in rows if not r["found"]]
