@@ -263,4 +263,9 @@ def test_table_collects_a_multirun(tmp_path):
                   "config": {"size": 32, "zoom_factor": 10.0, "precision": "float32"}}
         (tmp_path / str(i) / "dimension.json").write_text(json.dumps(result))
     rows = dimension_table.table(tmp_path).splitlines()
-    assert rows[2].startswith("| tanh | 1.300 | 1.30, - | 1 | 1.300 |") and rows[3].startswith("| relu |")
+    assert rows[2].startswith("| tanh | boxcount | 1.300 | 1.30, - | 1 | 1.300 | 32 | 20 | 10^0..1 |")
+    assert rows[3].startswith("| relu |")
+    result.update(method="paper", experiment="identity")
+    (tmp_path / "2").mkdir()
+    (tmp_path / "2" / "dimension.json").write_text(json.dumps(result))
+    assert dimension_table.table(tmp_path).splitlines()[4].startswith("| identity | paper | 1.300 | 1.30, - |")
