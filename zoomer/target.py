@@ -189,7 +189,14 @@ def _refine(exp, start, depth, rng, resolution, zoom, device, dtype, progress):
 
 
 def _pick(scores, window: Window, rng, first: bool, zoom: float):
-    """A boundary corner near the centre whose next window is coherent and has the most structure."""
+    """A boundary corner near the centre whose next window is coherent and has the most structure.
+
+    In the start window any coherent boundary corner: there the next window is decades
+    wide, and its structure says little about the views below it (tanh at 100 steps: the
+    one place where the start window's boundary turns is streaky static two decades down,
+    and a greedy first step sent every seed there). Seeds then spread along the boundary,
+    and Target.rank_score, measured at every depth, tells the candidates apart.
+    """
     edge = edges(scores)
     if not edge.any():
         error = RuntimeError if first else NoTargetError
@@ -217,8 +224,11 @@ def _pick(scores, window: Window, rng, first: bool, zoom: float):
     if (allowed & coherent).any():
         allowed &= coherent
     cand = np.flatnonzero(allowed)
-    weight = structure_map(scores, ry, rx)[:-1, :-1].ravel()[cand]
-    best = cand[np.argsort(-weight, kind="stable")[: max(TOP_LEAST, math.ceil(TOP_SHARE * cand.size))]]
+    if first:  # the start window's structure says little about the deep views: the seed picks
+        best = cand
+    else:
+        weight = structure_map(scores, ry, rx)[:-1, :-1].ravel()[cand]
+        best = cand[np.argsort(-weight, kind="stable")[: max(TOP_LEAST, math.ceil(TOP_SHARE * cand.size))]]
     k = rng.choice(best)
     i, j = divmod(int(k), w)
     return (float(window.cx + gx[i, j] * window.half_w), float(window.cy + gy[i, j] * window.half_h))
