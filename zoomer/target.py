@@ -2,8 +2,8 @@
 
 A point on the boundary at one scale can sit in a solid region one decade deeper, so the
 search refines level by level: compute a small landscape around the current point, pick
-a boundary pixel near its centre whose next, smaller window shows the most structure,
-zoom in around it, repeat. Because each move is small against its window, the final
+a boundary pixel near its centre whose next, smaller window shows the most structure
+(in the start window: any, as the seed says), zoom in around it, repeat. Because each move is small against its window, the final
 point stays near the boundary seen at every earlier scale; verification then checks every
 level's central fifth for both classes with windows centred on the final point.
 
