@@ -1,4 +1,5 @@
-"""Box counting against sets of known dimension, and the zoomer-dimension app end to end."""
+"""Box counting (both methods) against sets of known dimension, and the zoomer-dimension app
+end to end."""
 import json
 import math
 import subprocess
@@ -15,7 +16,9 @@ from PIL import Image, ImageDraw
 
 import zoomer
 from zoomer import dimension_table
-from zoomer.dimension import box_counts, box_dimension, boundary_dimension, edges, fit_range, median_dimension
+from zoomer.boundary import edges
+from zoomer.dimension import (box_counts, box_dimension, boundary_dimension, fit_range, median_dimension,
+                              paper_box_sizes, paper_boxcount, paper_dimension, straddling_boxes)
 from zoomer.dimension_cli import measure
 
 CONF = str(files("zoomer.conf"))
@@ -118,6 +121,59 @@ def test_spread_and_failures():
     assert median_dimension([line, box_dimension(np.ones((64, 64), bool)), line]) == pytest.approx(1)
 
 
+# ---- the paper's procedure ---------------------------------------------------------
+def test_paper_box_sizes_are_porespys_default_bins():
+    """10 sizes log-spaced from 10 px to the side, truncated to whole pixels, repeats once."""
+    assert paper_box_sizes(512).tolist() == [10, 15, 23, 37, 57, 89, 137, 213, 330, 512]
+    assert paper_box_sizes(100).tolist() == [10, 12, 16, 21, 27, 35, 46, 59, 77, 100]
+    assert paper_box_sizes(20).tolist() == [10, 11, 12, 13, 14, 15, 17, 18, 20]  # 16 truncates to 15
+    with pytest.raises(ValueError, match="too small"):
+        paper_box_sizes(10)
+
+
+def test_a_box_counts_when_it_holds_some_boundary_but_is_not_all_boundary():
+    mask = np.zeros((25, 25), dtype=bool)
+    assert straddling_boxes(mask, 10) == 0
+    mask[24, 24] = True  # in the partial box at the corner (5 x 5 px)
+    assert straddling_boxes(mask, 10) == 1
+    mask[20:, 20:] = True  # now that partial box is all boundary: judged on its own pixels
+    assert straddling_boxes(mask, 10) == 0
+    assert straddling_boxes(np.ones((25, 25), dtype=bool), 10) == 0  # all boundary: no box counts
+    mask[0, 0] = True
+    assert straddling_boxes(mask, 10) == 1 and straddling_boxes(mask, 25) == 1
+
+
+@pytest.mark.parametrize("name, mask, expected", [
+    ("horizontal line", np.eye(512, dtype=bool)[100][None].repeat(512, 0), 1.0),
+    ("diagonal line", np.eye(512, dtype=bool), 1.0),
+    ("a filled square's edge", edges(np.pad(-np.ones((300, 390)), ((100, 112), (60, 62)), constant_values=1)), 1.0),
+    ("Koch curve, 1024 px", edges(koch_snowflake(7, 1024)), math.log(4) / math.log(3)),
+    ("Sierpinski triangle's edge", edges(np.where(sierpinski_triangle(513), -1.0, 1.0)), math.log(3) / math.log(2)),
+    # A box that is all boundary does not count: filled sets measure as their border.
+    ("a filled square", np.pad(np.ones((300, 390), bool), ((100, 112), (60, 62))), 1.0),
+    ("a filled disk", disk(512) < 0, 1.0),
+])
+def test_paper_dimension_of_known_sets(name, mask, expected):
+    assert paper_dimension([paper_boxcount(mask)]) == pytest.approx(expected, abs=0.06), name
+
+
+def test_paper_slopes_are_local_and_pooled_by_the_median():
+    line = paper_boxcount(np.eye(512, dtype=bool))
+    sizes, counts = line.sizes, line.counts
+    # Central differences inside, one-sided at the ends: numpy.gradient in log-log.
+    inner = -(math.log(counts[2]) - math.log(counts[0])) / (math.log(sizes[2]) - math.log(sizes[0]))
+    assert line.slopes[0] == pytest.approx(-math.log(counts[1] / counts[0]) / math.log(sizes[1] / sizes[0]))
+    assert abs(line.slopes[1] - inner) < 0.05
+    assert counts[-1] == 1, "one box covers the image"
+    empty = paper_boxcount(np.zeros((64, 64), dtype=bool))
+    assert np.isnan(empty.slopes).all() and empty.to_dict()["local_slopes"][0] is None
+    assert paper_dimension([line, empty]) == pytest.approx(np.median(line.slopes))
+    pooled = paper_dimension([line, paper_boxcount(sierpinski_triangle(512))])
+    assert pooled == pytest.approx(np.median(np.r_[line.slopes, paper_boxcount(sierpinski_triangle(512)).slopes]))
+    with pytest.raises(ValueError, match="no image"):
+        paper_dimension([empty])
+
+
 # ---- the app ------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def compose_dimension():
@@ -137,6 +193,7 @@ SMALL = ("size=48", "steps=100", "zoom_factor=10", "precision=float32", "search_
 LEVELS = {"identity": 6, "single_datapoint": 6}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("experiment", CONDITIONS)
 def test_dimension_of_each_condition(compose_dimension, experiment, tmp_path):
     levels = LEVELS.get(experiment, 4)
@@ -147,8 +204,8 @@ def test_dimension_of_each_condition(compose_dimension, experiment, tmp_path):
     assert {"window", "dimension", "stderr", "box_counts", "box_sizes", "coherence"} <= set(written["levels"][0])
     assert written["config"]["size"] == 48 and written["experiment_settings"]["steps"] == 100
     found = [c for c in written["candidate_targets"] if c["found"]]
-    corners = [c["boundary_corners"] for c in found]
-    assert written["center"] == found[corners.index(max(corners))]["point"]
+    scores = [c["rank_score"] for c in found]
+    assert written["center"] == found[scores.index(max(scores))]["point"]
     assert [c["seed"] for c in written["candidate_targets"]] == [[0, i] for i in range(8)]
     assert Image.open(tmp_path / "boxcount.png").size[0] > 400
     assert (tmp_path / f"level_{levels - 1}.png").exists()
@@ -158,6 +215,8 @@ def test_dimension_of_each_condition(compose_dimension, experiment, tmp_path):
     ("levels=0", "levels"), ("zoom_factor=1", "zoom_factor"), ("size=16", "size"), ("candidates=0", "candidates"),
     ("precision=float16", "precision"), ("target=[1]", "target"), ("experiment.steps=5", "steps"),
     ("search_resolution=4", "search_resolution"), ("levels=1", "target=auto"),
+    ("method=fractal", "method='fractal' must be one of boxcount, paper"), ("window.x=[1,2]", "window.y"),
+    ("outer_width=0", "outer_width"), ("window.x=[2,1]", "window.x"),
 ])
 def test_bad_settings_fail_before_compute_naming_the_setting(compose_dimension, override, setting, tmp_path,
                                                              monkeypatch):
@@ -171,12 +230,29 @@ def test_unknown_experiment_is_refused_by_hydra(compose_dimension):
         compose_dimension("experiment=sigmoid")
 
 
+@pytest.mark.slow  # a process of its own: Hydra and torch start up
 def test_console_entry_writes_into_the_run_dir(tmp_path):
-    run = [sys.executable, "-m", "zoomer.dimension_cli", "experiment=identity", "target=null",
+    run = [str(Path(sys.executable).parent / "zoomer-dimension"), "experiment=identity", "target=null",
            "size=32", "levels=1", "steps=20", "precision=float32", f"hydra.run.dir={tmp_path}"]
     done = subprocess.run(run, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert json.loads((tmp_path / "dimension.json").read_text())["levels"][0]["magnification"] == 1
+
+
+def test_paper_method_zooms_out_of_a_given_window_by_twos(compose_dimension, tmp_path):
+    cfg = compose_dimension("method=paper", "experiment=identity", "window.x=[0.5,0.6]", "window.y=[1.0,1.1]",
+                            "size=32", "steps=20", "precision=float32", "frames=false", "outer_width=6")
+    result = measure(cfg, tmp_path)
+    widths = [level["window"]["x"][1] - level["window"]["x"][0] for level in result["levels"]]
+    assert widths[-1] == pytest.approx(0.1) and np.allclose(np.diff(np.log2(widths)), -1)
+    assert 6 / 2**0.5 <= widths[0] <= 6 * 2**0.5  # 0.1 * 2^6 = 6.4: about 6 decades wide
+    assert all(np.allclose(np.mean(level["window"]["x"]), 0.55) for level in result["levels"])
+    assert result["method"] == "paper" and result["candidate_targets"] == []
+    slopes = [s for level in result["levels"] if level["dimension"] is not None for s in level["local_slopes"]
+              if s is not None]
+    assert result["median_dimension"] == pytest.approx(np.median(slopes))
+    assert result["levels"][0]["box_sizes"] == paper_box_sizes(31).tolist()  # the edge image is 31 px
+    assert not (tmp_path / "boxcount.png").exists()
 
 
 def test_table_collects_a_multirun(tmp_path):
@@ -187,4 +263,9 @@ def test_table_collects_a_multirun(tmp_path):
                   "config": {"size": 32, "zoom_factor": 10.0, "precision": "float32"}}
         (tmp_path / str(i) / "dimension.json").write_text(json.dumps(result))
     rows = dimension_table.table(tmp_path).splitlines()
-    assert rows[2].startswith("| tanh | 1.300 | 1.30, - | 1 | 1.300 |") and rows[3].startswith("| relu |")
+    assert rows[2].startswith("| tanh | boxcount | 1.300 | 1.30, - | 1 | 1.300 | 32 | 20 | 10^0..1 |")
+    assert rows[3].startswith("| relu |")
+    result.update(method="paper", experiment="identity")
+    (tmp_path / "2").mkdir()
+    (tmp_path / "2" / "dimension.json").write_text(json.dumps(result))
+    assert dimension_table.table(tmp_path).splitlines()[4].startswith("| identity | paper | 1.300 | 1.30, - |")

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from zoomer import Experiment, Window, landscape
+from zoomer.boundary import dilate, edges, mixed
 from zoomer.guess import solid_guess, trained_pixels
 
 
@@ -36,6 +37,17 @@ def test_a_coherent_frame_trains_few_runs_and_keeps_every_class(step):
     assert len(np.unique(pairs)) == len(pairs), "no pixel is trained twice"
     interpolated = np.abs(scores - truth)
     assert interpolated.max() < 0.05, "smooth areas are interpolated closely"
+
+
+def test_refined_cells_are_the_boundary_and_its_neighbours():
+    """Guessing refines what boundary.edges calls boundary (either class's sign), grown by one cell."""
+    truth = disc((9, 9))
+    lattice = truth > 0
+    np.testing.assert_array_equal(mixed(lattice), edges(truth))
+    cell = np.zeros((5, 5), bool)
+    cell[0, 4] = True
+    grown = dilate(cell)
+    assert grown.sum() == 4 and grown[:2, 3:].all(), "clipped at the corner, 8-neighbourhood"
 
 
 def test_static_trains_everything_and_step_one_is_exact():

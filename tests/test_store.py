@@ -125,7 +125,7 @@ def test_target_sweep_writes_a_sheet_and_a_ranking(tmp_path):
     assert [r["seed"] for r in ranking if r["found"]] and (tmp_path / "contact_sheet.png").exists()
     found = [r for r in ranking if r["found"]]
     assert len(found) == 2 and found[0]["rank"] == 1 and "zoom.target=" in found[0]["override"]
-    assert found[0]["boundary_detail"] >= found[1]["boundary_detail"]
+    assert found[0]["rank_score"] >= found[1]["rank_score"]  # Target.rank_score, as every search ranks
 
 
 # Stored frames are checked against the checksum written with them.

@@ -1,12 +1,15 @@
-"""Automatic zoom targets stay on the boundary at every level; the zoom path is right."""
-import math
+"""Automatic zoom targets stay on the boundary at every level and prefer structure; the
+structure measure tells swirls and islands from bands and static; the zoom path is right."""
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import zoomer
-from zoomer.dimension import edges
-from zoomer.target import NoTargetError, coherence, find_roughest_target, find_target, speckle
+from zoomer.boundary import coherence, least_coherence, orientation_spread, speckle, structure, structure_map
+from zoomer.target import NoTargetError, find_structured_target, find_target
 from zoomer.window import zoom_path
 
 CONDITIONS = {
@@ -16,42 +19,50 @@ CONDITIONS = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(CONDITIONS))
-def test_auto_target_keeps_both_classes_near_the_centre_at_every_level(name):
-    kw, (xb, yb) = CONDITIONS[name]
-    exp = zoomer.Experiment(steps=30, **kw)
-    start = zoomer.Window.from_bounds(xb, yb)
-    points = set()
-    for seed in (0, 1, 2):
-        target = find_target(exp, start, depth=2.0, seed=seed, resolution=16, dtype="float32")
-        points.add(target.point)
-        for window in target.levels:
-            s = zoomer.landscape(exp, window, (21, 21), dtype="float32")
-            centre = s[8:13, 8:13]  # the central fifth
-            assert (centre < 0).any() and (centre > 0).any(), (name, seed, window)
-            assert coherence(s) > 0.15, ("a boundary, not static", name, seed, window)
-    assert len(points) >= 2, "different seeds should give different targets"
+# ---- the structure measure on synthetic borders ---------------------------------------
+N = 96
+Y, X = np.mgrid[0:N, 0:N] - N / 2 + 0.3
+RNG = np.random.default_rng(0)
 
 
-def test_the_roughest_target_is_the_candidate_with_the_most_boundary():
-    exp = zoomer.Experiment(nonlinearity="identity", steps=50)
-    start = zoomer.Window.from_bounds((-3.0, 5.0), (-3.0, 5.0))
-    target, record = find_roughest_target(exp, start, depth=2.0, seed=0, candidates=4, resolution=16, dtype="float32")
-    assert [c["seed"] for c in record] == [[0, 0], [0, 1], [0, 2], [0, 3]]
-    tried = [c for c in record if c["found"]]
-    assert len({tuple(c["point"]) for c in tried}) >= 2
-    counts = [c["boundary_corners"] for c in tried]
-    assert list(target.point) == tried[counts.index(max(counts))]["point"]
-    # The count: boundary corners of a 17 px landscape at each decade below the start.
-    recount = sum(int(edges(zoomer.landscape(exp, w, (17, 17), dtype="float32")).sum()) for w in target.levels[1:])
-    assert recount == max(counts) > min(counts)
-    with pytest.raises(ValueError, match="candidates"):
-        find_roughest_target(exp, start, depth=2.0, candidates=0)
-    # A start window with one class is the window's fault, not a seed's: said at once.
-    solid = zoomer.Window.from_bounds((-3.0, -2.9), (-3.0, -2.9))
-    with pytest.raises(RuntimeError, match="holds no boundary") as raised:
-        find_roughest_target(exp, solid, depth=1.0, candidates=2, resolution=8, dtype="float32")
-    assert not isinstance(raised.value, NoTargetError)
+def islands(count=40):
+    """Discs of the other class scattered over the window, of radii 3-10 px."""
+    field = np.ones((N, N))
+    for cy, cx, r in zip(RNG.uniform(0, N, count), RNG.uniform(0, N, count), RNG.uniform(3, 10, count)):
+        field[np.hypot(Y + N / 2 - cy, X + N / 2 - cx) < r] = -1
+    return field
+
+
+SYNTHETIC = {
+    "swirl": np.sign(np.sin(np.hypot(X, Y) / 2 + 3 * np.arctan2(Y, X))),
+    "islands": islands(),
+    "bands": np.sign(np.sin((X * np.cos(0.4) + Y * np.sin(0.4)) / 2.5)),
+    "horizontal bands": np.sign(np.sin(Y / 3)),
+    "static": RNG.choice([-1.0, 1.0], size=(N, N)),
+    "streaks of static": RNG.choice([-1.0, 1.0], size=(N, N // 4)).repeat(4, axis=1),
+}
+
+
+def test_structure_ranks_swirls_and_islands_above_bands_and_static():
+    score = {name: structure(s) for name, s in SYNTHETIC.items()}
+    for good in ("swirl", "islands"):
+        assert score[good] > 0.5, score
+        for bad in ("bands", "horizontal bands", "static", "streaks of static"):
+            assert score[good] > score[bad] + 0.4, (good, bad, score)
+    # Why each bad one is bad: bands have one orientation, static no coherence (in
+    # streaks, none across them), though both kinds of static turn every way.
+    assert orientation_spread(SYNTHETIC["bands"]) < 0.05 and coherence(SYNTHETIC["bands"]) > 0.7
+    assert orientation_spread(SYNTHETIC["static"]) > 0.8 and abs(coherence(SYNTHETIC["static"])) < 0.05
+    assert coherence(SYNTHETIC["streaks of static"]) > 0.3 > 0.05 > abs(least_coherence(SYNTHETIC["streaks of static"]))
+    assert structure(np.ones((20, 20))) == 0, "one class: no border, no structure"
+
+
+def test_the_local_structure_map_is_structure_of_each_box():
+    """One formula: a box that covers the whole image gives the image's structure."""
+    for name, s in SYNTHETIC.items():
+        assert structure_map(s, N, N)[N // 2, N // 2] == pytest.approx(structure(s), abs=1e-9), name
+    swirl, bands = structure_map(SYNTHETIC["swirl"], 4, 4), structure_map(SYNTHETIC["bands"], 4, 4)
+    assert swirl[40:56, 40:56].mean() > 0.2 > 0.05 > bands.mean(), "the swirl's centre turns at 9 px too"
 
 
 def test_static_is_told_from_a_boundary():
@@ -61,6 +72,49 @@ def test_static_is_told_from_a_boundary():
     wavy = np.where(y > 20 + 5 * np.sin(x / 4), 1.0, -1.0)
     assert abs(coherence(static)) < 0.05 and coherence(wavy) > 0.9
     assert speckle(static).mean() > 0.15 and speckle(wavy).mean() < 0.01
+
+
+# ---- the search --------------------------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(CONDITIONS))
+def test_auto_target_keeps_the_boundary_in_every_frames_centre(name):
+    kw, (xb, yb) = CONDITIONS[name]
+    exp = zoomer.Experiment(steps=30, **kw)
+    start = zoomer.Window.from_bounds(xb, yb)
+    points = set()
+    for seed in (0, 1, 2):
+        target = find_target(exp, start, depth=2.0, seed=seed, resolution=16, dtype="float32")
+        points.add(target.point)
+        assert len(target.structure) == 5 and target.rank_score == pytest.approx(np.mean(target.structure))
+        for window in zoom_path(start, target.point, depth=2.0, n_frames=9):  # every quarter decade
+            s = zoomer.landscape(exp, window, (21, 21), dtype="float32")
+            centre = s[8:13, 8:13]  # the central fifth
+            assert (centre < 0).any() and (centre > 0).any(), (name, seed, window)
+            assert coherence(s) > 0.1, ("a boundary, not static", name, seed, window)
+    assert len(points) >= 2, "different seeds should give different targets"
+
+
+def test_the_chosen_candidate_has_the_most_structure():
+    exp = zoomer.Experiment(nonlinearity="identity", steps=50)
+    start = zoomer.Window.from_bounds((-3.0, 5.0), (-3.0, 5.0))
+    target, record = find_structured_target(exp, start, depth=2.0, seed=0, candidates=3, resolution=16,
+                                            dtype="float32")
+    assert [c["seed"] for c in record] == [[0, 0], [0, 1], [0, 2]]
+    tried = [c for c in record if c["found"]]
+    assert len({tuple(c["point"]) for c in tried}) >= 2
+    scores = [c["rank_score"] for c in tried]
+    assert list(target.point) == tried[scores.index(max(scores))]["point"]
+    # The score: mean structure of 15 px views centred on the point, every half decade.
+    views = [structure(zoomer.landscape(exp, start.zoom(10**d, target.point), (15, 15), dtype="float32"))
+             for d in (0, 0.5, 1, 1.5, 2)]
+    assert target.rank_score == pytest.approx(np.mean(views)) and max(scores) > 0
+    with pytest.raises(ValueError, match="candidates"):
+        find_structured_target(exp, start, depth=2.0, candidates=0)
+    # A start window with one class is the window's fault, not a seed's: said at once.
+    solid = zoomer.Window.from_bounds((-3.0, -2.9), (-3.0, -2.9))
+    with pytest.raises(RuntimeError, match="holds no boundary") as raised:
+        find_structured_target(exp, solid, depth=1.0, candidates=2, resolution=8, dtype="float32")
+    assert not isinstance(raised.value, NoTargetError)
 
 
 def test_zoom_path_is_constant_speed_in_log_scale_and_keeps_the_aspect():
@@ -74,10 +128,16 @@ def test_zoom_path_is_constant_speed_in_log_scale_and_keeps_the_aspect():
     assert steps[0] < steps[20] / 4 and steps[-1] < steps[20] / 4 and np.all(steps > 0)
 
 
-def test_the_app_refuses_a_depth_float64_cannot_resolve():
-    start = zoomer.Window.from_bounds((-2.0, 6.0), (-3.0, 5.0))
-    from zoomer.window import max_depth
-
-    d = max_depth(start, (180, 320), (2.0, 1.0))
-    assert 11 < d < 15  # ~ log10(8 / (320 * 8 ulp(2.0)))
-    assert math.isfinite(d)
+@pytest.mark.slow  # a process of its own: Hydra and torch start up
+def test_the_app_refuses_a_depth_float64_cannot_resolve(tmp_path):
+    """zoomer itself, as a user runs it: exit code 2 and one line that names the setting and
+    the deepest zoom float64 allows, before any training."""
+    run = [str(Path(sys.executable).parent / "zoomer"), "zoom=manual", "zoom.target=[2.0,1.0]", "zoom.depth=20",
+           f"hydra.run.dir={tmp_path / 'run'}"]
+    done = subprocess.run(run, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    message = [line for line in done.stderr.splitlines() if line.startswith("zoomer: error:")]
+    assert len(message) == 1 and "zoom.depth=20 decades is too deep for float64" in message[0], done.stderr
+    deepest = float(message[0].split("at most about ")[1].split(" decades")[0])
+    assert 11 < deepest < 15  # ~ log10(8 / (width * 8 ulp(2.0)))
+    assert not list((tmp_path / "run").rglob("*.npy")), "no frame was computed"

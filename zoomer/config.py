@@ -129,33 +129,67 @@ def _is_point(value) -> bool:
 
 
 @dataclass
+class PanelWindowConfig:
+    """An explicit window in axis units (log10), or null bounds: none given."""
+
+    x: Optional[List[float]] = None
+    y: Optional[List[float]] = None
+
+
+@dataclass
 class DimensionConfig(StudyConfig):
     """zoomer-dimension: box-counting dimension of the boundary over a zoom sequence.
 
-    Level k is the experiment's window magnified zoom_factor**k about the target.
+    The deepest window is `window` when given, else the experiment's window magnified
+    zoom_factor**(levels-1) about the target. method=boxcount measures `levels` windows
+    zoom_factor apart up to it, each by one least-squares slope; method=paper zooms out of
+    it by factors of 2 until the window is about `outer_width` wide and takes the median
+    of the local slopes of every image (zoomer.dimension, the paper's procedure).
     """
 
+    method: str = "boxcount"
     levels: int = 4
     zoom_factor: float = 10.0
-    candidates: int = 8  # targets searched with target=auto; the roughest is measured
+    outer_width: float = 6.0  # method=paper: width (log10 units) of the widest window
+    window: PanelWindowConfig = field(default_factory=PanelWindowConfig)
+    candidates: int = 8  # targets searched with target=auto; the most structured is measured
     frames: bool = True  # also write each level's coloured landscape as PNG
 
+    methods: ClassVar[tuple[str, ...]] = ("boxcount", "paper")
     # The edge image of a landscape is one pixel smaller; it must resolve two box sizes.
     min_size: ClassVar[int] = MIN_SIDE + 1
 
     def validate(self) -> None:
+        if self.method not in self.methods:
+            raise ValueError(f"method={self.method!r} must be one of {', '.join(self.methods)}")
         if not (isinstance(self.levels, int) and self.levels >= 1):
             raise ValueError(f"levels={self.levels!r} must be an integer >= 1")
         if not self.zoom_factor > 1:
             raise ValueError(f"zoom_factor={self.zoom_factor!r} must be > 1 (magnification per level)")
         if not (isinstance(self.candidates, int) and self.candidates >= 1):
             raise ValueError(f"candidates={self.candidates!r} must be an integer >= 1 (targets searched)")
+        if not self.outer_width > 0:
+            raise ValueError(f"outer_width={self.outer_width!r} must be > 0 (log10 units)")
+        if (self.window.x is None) != (self.window.y is None):
+            raise ValueError("window.x and window.y must be given together ([lo, hi] each, log10 units), "
+                             f"got window.x={self.window.x}, window.y={self.window.y}")
+        if self.window.x is not None:
+            self.final_window()
         super().validate()
 
     @property
     def depth(self) -> float:
         """Decades of magnification from the first level to the last."""
         return (self.levels - 1) * math.log10(self.zoom_factor)
+
+    def final_window(self) -> Optional[Window]:
+        """The explicit deepest window, or None (found from the target)."""
+        if self.window.x is None:
+            return None
+        for name, bounds in (("window.x", self.window.x), ("window.y", self.window.y)):
+            if not (len(bounds) == 2 and bounds[0] < bounds[1]):
+                raise ValueError(f"{name}={list(bounds)} must be [lo, hi] with lo < hi (log10 units)")
+        return Window.from_bounds(tuple(self.window.x), tuple(self.window.y))
 
 
 @dataclass

@@ -1,5 +1,9 @@
 """How fractal is the boundary: box-counting dimension of the edge set of score images.
 
+Two methods. "boxcount" (below) fits one slope per image over powers of two. "paper"
+follows the paper's notebook (Sohl-Dickstein 2024): see paper_boxcount and
+paper_dimension at the end.
+
 The edge set of a score image is every pixel whose 2x2 neighbourhood holds both classes
 (the score changes sign inside it). Cover the plane with a grid of boxes s pixels wide and
 count N(s), the boxes that hold an edge pixel; for a set of dimension D, N(s) ~ s^-D, so D
@@ -25,20 +29,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .boundary import edges
+
 MIN_BOX = 2  # pixels; smaller boxes see the pixel grid, not the set
 MIN_BOXES_ACROSS = 8  # boxes per shorter side of the image at the largest fitted size
 # The narrowest image that holds MIN_BOXES_ACROSS boxes of 2 * MIN_BOX: two fitted sizes.
 MIN_SIDE = 2 * MIN_BOX * (MIN_BOXES_ACROSS - 1) + 1
-
-
-def edges(scores: np.ndarray) -> np.ndarray:
-    """Boolean (H-1, W-1) edge set: True where the 2x2 block at (i, j) holds both classes.
-
-    A run's class is the sign of its score (negative = converged, as Reference splits them).
-    """
-    below = np.asarray(scores) < 0
-    blocks = (below[:-1, :-1], below[:-1, 1:], below[1:, :-1], below[1:, 1:])
-    return np.logical_or.reduce(blocks) & ~np.logical_and.reduce(blocks)
 
 
 def box_counts(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -144,3 +140,76 @@ def median_dimension(estimates: list[BoxDimension]) -> float:
     if not estimates:
         raise ValueError("a zoom sequence needs at least one level")
     return float(np.median([e.dimension for e in estimates]))
+
+
+# ---- the paper's procedure ----------------------------------------------------------
+# Box sizes: PAPER_BINS sizes log-spaced from PAPER_SMALLEST_BOX px to the image's shorter
+# side, truncated to whole pixels (sizes that coincide once truncated count once).
+PAPER_BINS = 10
+PAPER_SMALLEST_BOX = 10
+
+
+def paper_box_sizes(side: int, bins: int = PAPER_BINS) -> np.ndarray:
+    """The paper's box sizes for an image `side` px across (porespy's default bins)."""
+    if side <= PAPER_SMALLEST_BOX:
+        raise ValueError(f"an image {side} px across is too small for boxes from {PAPER_SMALLEST_BOX} px "
+                         f"to its side; use more than {PAPER_SMALLEST_BOX + 1} px")
+    return np.unique(np.logspace(math.log10(PAPER_SMALLEST_BOX), math.log10(side), bins).astype(int))
+
+
+def straddling_boxes(mask: np.ndarray, size: int) -> int:
+    """Boxes `size` px wide, laid from pixel (0, 0), that hold some True pixel but are not all
+    True. A partial box at the bottom or right edge is judged on the pixels it holds."""
+    mask = np.asarray(mask, dtype=bool)
+    h, w = mask.shape
+    rows, cols = -(-h // size), -(-w // size)
+
+    def reduce(fill, op):
+        padded = np.full((rows * size, cols * size), fill)
+        padded[:h, :w] = mask
+        return op(padded.reshape(rows, size, cols, size), axis=(1, 3))
+
+    return int(np.count_nonzero(reduce(False, np.any) & ~reduce(True, np.all)))
+
+
+@dataclass(frozen=True)
+class PaperBoxCount:
+    """One image's box counts by the paper's procedure, and its local slopes."""
+
+    sizes: np.ndarray  # box sizes in pixels
+    counts: np.ndarray  # boxes that hold boundary but are not all boundary
+    slopes: np.ndarray  # -d log(count) / d log(size) at each size (nan where a count is 0)
+
+    def to_dict(self) -> dict:
+        return {"box_sizes": self.sizes.tolist(), "box_counts": self.counts.tolist(),
+                "local_slopes": [None if not math.isfinite(s) else s for s in self.slopes.tolist()]}
+
+
+def paper_boxcount(mask: np.ndarray) -> PaperBoxCount:
+    """Counts of boxes that straddle the set's border, at the paper's sizes, and the local
+    slopes between them: numpy.gradient of log count against log size (central
+    differences inside, one-sided at both ends), as porespy.metrics.boxcount gives them.
+
+    Because a box that is all True does not count, a filled region counts only along its
+    border: the method sees the border of whatever it is given (a filled disk measures 1,
+    not 2). On the boundary pixels of a score image that matters only where the boundary
+    fills whole boxes, i.e. static finer than the pixels.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if mask.ndim != 2:
+        raise ValueError(f"box counting needs a 2-D image, got shape {mask.shape}")
+    sizes = paper_box_sizes(min(mask.shape))
+    counts = np.array([straddling_boxes(mask, int(s)) for s in sizes])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slopes = -np.gradient(np.log(counts), np.log(sizes)) if sizes.size > 1 else np.array([np.nan])
+    return PaperBoxCount(sizes, counts, np.where(np.isfinite(slopes), slopes, np.nan))
+
+
+def paper_dimension(images: list[PaperBoxCount]) -> float:
+    """The paper's number: the median of every image's local slopes at every size (those a
+    zero count leaves undefined are left out)."""
+    slopes = np.concatenate([image.slopes for image in images]) if images else np.array([])
+    slopes = slopes[np.isfinite(slopes)]
+    if not slopes.size:
+        raise ValueError("no image holds boundary at two box sizes: nothing to measure")
+    return float(np.median(slopes))

@@ -1,33 +1,41 @@
 """zoomer-dimension: how fractal is the boundary? Box-counting dimension down a zoom.
 
     zoomer-dimension experiment=relu levels=4 zoom_factor=10 size=256
+    zoomer-dimension method=paper window.x=[0.1,0.11] window.y=[2.0,2.01] size=512
     zoomer-dimension -m experiment=tanh,relu,identity,minibatch,single_datapoint,paraminit
 
-Level k is the experiment's window magnified zoom_factor**k about the target (target=auto:
-the most complex of `candidates` searched targets); each level's landscape gives one
-estimate (zoomer.dimension), the sequence its median. Writes into
-Hydra's run directory: dimension.json, boxcount.png (the log-log plot) and, with
+method=boxcount: level k is the experiment's window magnified zoom_factor**k about the
+target (target=auto: the most structured of `candidates` searched targets), or with
+`window` given, that window zoomed out by zoom_factor**(levels-1-k); each level's
+landscape gives one estimate, the sequence its median. method=paper: from the deepest of
+those windows, zoom out by factors of 2 until the window is about outer_width wide; the
+median of every image's local slopes (zoomer.dimension). Writes into Hydra's run
+directory: dimension.json, boxcount.png (the log-log plot, method=boxcount) and, with
 frames=true, level_K.png (each level coloured as in videos). Collect a multirun's
 results into one table with `python -m zoomer.dimension_table multirun/...`.
 """
 from __future__ import annotations
 
 import logging
+import math
 import time
 from pathlib import Path
 
 import hydra
+import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from .errors import run_reporting_errors
 from .color import ColorConfig, Reference, color_frame
 from .config import DimensionConfig, register_configs
-from .dimension import boundary_dimension, edges, median_dimension
+from .boundary import coherence, edges, structure
+from .dimension import boundary_dimension, median_dimension, paper_boxcount, paper_dimension
 from .landscape import landscape
 from .figure import boxcount_plot
 from .study import Study, write_json
-from .target import coherence, find_roughest_target
+from .target import find_structured_target
 from .video import save_png
+from .window import Window
 
 log = logging.getLogger(__name__)
 
@@ -40,36 +48,45 @@ def measure(cfg: DimensionConfig, out: Path, config: dict | None = None) -> dict
     study = Study.of(cfg)
     exp, size = study.experiment, (cfg.size, cfg.size)
     started = time.perf_counter()
-    if cfg.target == "auto":  # where the boundary is most complex, chaotic patches included
+    final, candidate_targets = cfg.final_window(), []
+    if final is not None:
+        center = final.center
+    elif cfg.target == "auto":  # where the boundary has the most structure
         # Refuse a zoom too deep for float64 before the search, judged at the start window's
         # corner farthest from zero: the coarsest float64 spacing a target can meet.
         corner = (max(study.start.x_bounds, key=abs), max(study.start.y_bounds, key=abs))
         study.start.zoom(cfg.zoom_factor ** (cfg.levels - 1), corner).check_resolution(size)
-        target, candidate_targets = find_roughest_target(
+        target, candidate_targets = find_structured_target(
             exp, study.start, cfg.depth, seed=cfg.seed, candidates=cfg.candidates,
             resolution=cfg.search_resolution, device=study.device, dtype=study.dtype)
         center = target.point
     else:
-        center, candidate_targets = study.center(cfg, study.start), []
-    windows = [study.start.zoom(cfg.zoom_factor**k, center) for k in range(cfg.levels)]
+        center = study.center(cfg, study.start)
+    windows = _windows(cfg, study.start, center, final)
     for window in windows:  # refuse a zoom too deep for float64 before training any level
         window.check_resolution(size)
     timings = {"target_s": time.perf_counter() - started}
-    log.info("%s: %d levels about (%.10g, %.10g)", cfg.experiment.name, cfg.levels, *center)
+    log.info("%s: %d levels about (%.10g, %.10g), method %s", cfg.experiment.name, len(windows), *center, cfg.method)
 
     levels, estimates = [], []
     for k, window in enumerate(windows):
         tick = time.perf_counter()
         scores = landscape(exp, window, size, device=study.device, dtype=study.dtype)
-        level = {"level": k, "magnification": cfg.zoom_factor**k, "window": window.to_dict(),
+        level = {"level": k, "magnification": study.start.width / window.width, "window": window.to_dict(),
                  "edge_pixels": int(edges(scores).sum()), "converged_share": float((scores < 0).mean()),
-                 "coherence": coherence(scores)}  # about 0 where the boundary is static finer than a pixel
-        if level["edge_pixels"]:
+                 "coherence": coherence(scores),  # about 0 where the boundary is static finer than a pixel
+                 "structure": structure(scores)}
+        if not level["edge_pixels"]:  # one class fills the window: no boundary to measure at this level
+            level["dimension"] = None
+        elif cfg.method == "paper":
+            counts = paper_boxcount(edges(scores))
+            estimates.append((f"level {k}", counts))
+            measured = np.isfinite(counts.slopes).any()  # the median of this image's own slopes
+            level.update(counts.to_dict(), dimension=paper_dimension([counts]) if measured else None)
+        else:
             estimate = boundary_dimension(scores)
             estimates.append((f"level {k}", estimate))
             level.update(estimate.to_dict())
-        else:  # one class fills the window: no boundary to measure at this level
-            level["dimension"] = None
         if cfg.frames:
             save_png(out / f"level_{k}.png", color_frame(scores, Reference.from_scores(scores), ColorConfig()))
         level["seconds"] = time.perf_counter() - tick
@@ -77,12 +94,15 @@ def measure(cfg: DimensionConfig, out: Path, config: dict | None = None) -> dict
         log.info("level %d (zoom %.3g): D = %s, %.1f s", k, level["magnification"], level["dimension"], level["seconds"])
     if not estimates:
         raise RuntimeError("no level holds a boundary: every window is filled by one class; choose another target")
+    found = [e for _, e in estimates]
+    dimension = paper_dimension(found) if cfg.method == "paper" else median_dimension(found)
 
     timings["total_s"] = time.perf_counter() - started
     result = {
         "experiment": cfg.experiment.name,
         "experiment_settings": exp.to_dict(),
-        "median_dimension": median_dimension([e for _, e in estimates]),
+        "method": cfg.method,
+        "median_dimension": dimension,
         "levels_measured": len(estimates),
         "center": list(center),
         "candidate_targets": candidate_targets,
@@ -92,10 +112,23 @@ def measure(cfg: DimensionConfig, out: Path, config: dict | None = None) -> dict
         "provenance": study.provenance(),
     }
     write_json(out / "dimension.json", result)
-    title = (f"{cfg.experiment.name}: median D = {result['median_dimension']:.3f} "
-             f"({len(estimates)} of {cfg.levels} levels, {cfg.size} px, {exp.steps} steps)")
-    save_png(out / "boxcount.png", boxcount_plot(estimates, title))
+    if cfg.method == "boxcount":
+        title = (f"{cfg.experiment.name}: median D = {dimension:.3f} "
+                 f"({len(estimates)} of {cfg.levels} levels, {cfg.size} px, {exp.steps} steps)")
+        save_png(out / "boxcount.png", boxcount_plot(estimates, title))
     return result
+
+
+def _windows(cfg: DimensionConfig, start: Window, center, final: Window | None) -> list[Window]:
+    """The windows measured, widest first (see the module doc)."""
+    if cfg.method == "paper":
+        deepest = final or start.zoom(cfg.zoom_factor ** (cfg.levels - 1), center)
+        # Doublings from the deepest window to the one nearest outer_width (in log scale).
+        n = max(0, round(math.log2(cfg.outer_width / deepest.width)))
+        return [deepest.zoom(2.0 ** -(n - k)) for k in range(n + 1)]
+    if final is not None:
+        return [final.zoom(cfg.zoom_factor ** (k - cfg.levels + 1)) for k in range(cfg.levels)]
+    return [start.zoom(cfg.zoom_factor**k, center) for k in range(cfg.levels)]
 
 
 register_configs()

@@ -2,7 +2,9 @@
 markdown table, one row per run, in the order of the paper's conditions. "Static levels"
 counts the levels whose landscape is static (coherence below zoomer.target's bound): there
 the boundary is finer than a pixel and the box count says little beyond "near 2". The
-median of the other levels is given beside it.
+median of the other levels is given beside it. With method=paper the dimension is the
+median of all images' local slopes, "per level" the median of each image's own, and the
+images are 2x apart.
 
     python -m zoomer.dimension_table multirun/dimension/2026-01-01_12-00-00
 """
@@ -25,9 +27,11 @@ def _row(result: dict) -> str:
     static, coherent = _static_levels(result["levels"])
     config = result["config"]
     per_level = ", ".join("-" if d is None else f"{d:.2f}" for d in dims)
-    return (f"| {result['experiment']} | {result['median_dimension']:.3f} | {per_level} | {static} | {coherent} | "
-            f"{config['size']} | {result['experiment_settings']['steps']} | "
-            f"{config['zoom_factor']:g}^0..{len(dims) - 1} | {config['precision']} |")
+    method = result.get("method", "boxcount")  # results before method=paper were box counts
+    step = 2 if method == "paper" else config["zoom_factor"]
+    return (f"| {result['experiment']} | {method} | {result['median_dimension']:.3f} | {per_level} | {static} | "
+            f"{coherent} | {config['size']} | {result['experiment_settings']['steps']} | "
+            f"{step:g}^0..{len(dims) - 1} | {config['precision']} |")
 
 
 def _static_levels(levels: list[dict]) -> tuple[str, str]:
@@ -48,8 +52,8 @@ def table(folder) -> str:
         raise FileNotFoundError(f"no dimension.json below {folder}")
     rank = {name: i for i, name in enumerate(ORDER)}
     results.sort(key=lambda r: (rank.get(r["experiment"], len(ORDER)), r["experiment"]))
-    header = ("| experiment | median dimension | per level | static levels | median of the others | size (px) "
-              "| steps | zoom | precision |\n|---|---|---|---|---|---|---|---|---|")
+    header = ("| experiment | method | median dimension | per level | static levels | median of the others "
+              "| size (px) | steps | zoom | precision |\n|---|---|---|---|---|---|---|---|---|---|")
     return "\n".join([header, *map(_row, results)])
 
 

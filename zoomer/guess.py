@@ -19,6 +19,9 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from .boundary import dilate, mixed
+
+
 def check_step(step) -> int:
     if not (isinstance(step, int) and step >= 1 and step & (step - 1) == 0):
         raise ValueError(f"render.guess must be 1 (train every pixel) or a power of two such as 4, got {step!r}")
@@ -46,7 +49,7 @@ def solid_guess(
     rows, cols = _lattice(h, step), _lattice(w, step)
     _train_missing(train, scores, rows, cols)
     while step > 1:
-        refine = _dilate(_mixed(scores[np.ix_(rows, cols)] > 0))
+        refine = dilate(mixed(scores[np.ix_(rows, cols)] > 0))
         step //= 2
         fine_rows, fine_cols = _lattice(h, step), _lattice(w, step)
         wanted = _in_cells(refine, rows, cols, fine_rows, fine_cols)
@@ -85,19 +88,6 @@ def _train_missing(train, scores, rows, cols, wanted=None) -> None:
     i, j = ii[todo], jj[todo]
     if i.size:
         scores[i, j] = train(i, j)
-
-
-def _mixed(diverged: np.ndarray) -> np.ndarray:
-    """(R-1, C-1) lattice cells whose four corners hold both classes."""
-    corners = (diverged[:-1, :-1], diverged[1:, :-1], diverged[:-1, 1:], diverged[1:, 1:])
-    return np.logical_or.reduce(corners) & ~np.logical_and.reduce(corners)
-
-
-def _dilate(cells: np.ndarray) -> np.ndarray:
-    """Cells that are mixed or touch a mixed cell (8-neighbourhood)."""
-    padded = np.pad(cells, 1)
-    h, w = cells.shape
-    return np.logical_or.reduce([padded[di : di + h, dj : dj + w] for di in range(3) for dj in range(3)])
 
 
 def _cells_of(points: np.ndarray, lattice: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

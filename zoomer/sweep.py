@@ -1,8 +1,9 @@
 """`zoomer-targets`: search K candidate targets, show their deepest views side by side.
 
 For each seed it runs the automatic target search, renders the deepest window as a
-thumbnail, and ranks the candidates by boundary detail there (the share of pixels on the
-boundary), so the user can pick one and pass it on as `zoom=manual zoom.target=[x,y]`.
+thumbnail, and ranks the candidates as every target search does (Target.rank_score: the
+mean zoomer.boundary.structure of its views, from the start window to the deepest), so
+the user can pick one and pass it on as `zoom=manual zoom.target=[x,y]`.
 """
 from __future__ import annotations
 
@@ -22,8 +23,9 @@ from .atomic import write_atomic
 from .color import ColorConfig, Reference, color_frame
 from .config import EngineConfig, ExperimentConfig
 from .errors import run_reporting_errors
+from .precision import PRECISIONS
 from .quality import experiment_of
-from .dimension import edges
+from .landscape import landscape
 from .target import NoTargetError, find_target
 from .video import save_png
 from .window import Window
@@ -60,7 +62,9 @@ def sweep(cfg, run_dir: Path) -> list[dict]:
     if not (cand.seeds >= 1 and cand.thumb >= 8 and cand.depth > 0):
         raise ValueError("candidates.seeds must be >= 1, candidates.thumb >= 8 and candidates.depth > 0, "
                          f"got seeds={cand.seeds}, thumb={cand.thumb}, depth={cand.depth}")
-    device, dtype = engine.resolve_device(eng.device), engine.resolve_dtype(eng.precision)
+    if eng.precision not in PRECISIONS:
+        raise ValueError(f"engine.precision must be one of {list(PRECISIONS)}, got {eng.precision!r}")
+    device, dtype = engine.resolve_device(eng.device), eng.precision  # "auto" resolves per window
     exp = experiment_of(cfg.experiment, cfg.quality, device)
     start = Window.from_bounds(tuple(cfg.experiment.window.x), tuple(cfg.experiment.window.y))
     rows, thumbs = [], []
@@ -78,10 +82,10 @@ def sweep(cfg, run_dir: Path) -> list[dict]:
         x, y = target.point
         rows.append({
             "seed": seed, "found": True, "point": [x, y], "depth": cand.depth,
-            "boundary_detail": float(edges(scores).mean()),
+            "rank_score": target.rank_score, "structure": list(target.structure),
             "override": f"experiment={cfg.experiment.name} zoom=manual zoom.target=[{x!r},{y!r}] zoom.depth={cand.depth}",
         })
-    ranked = sorted((r for r in rows if r["found"]), key=lambda r: -r["boundary_detail"])
+    ranked = sorted((r for r in rows if r["found"]), key=lambda r: -r["rank_score"])
     for rank, row in enumerate(ranked, 1):
         row["rank"] = rank
     result = ranked + [r for r in rows if not r["found"]]

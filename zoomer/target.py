@@ -2,18 +2,21 @@
 
 A point on the boundary at one scale can sit in a solid region one decade deeper, so the
 search refines level by level: compute a small landscape around the current point, pick
-a boundary pixel near its centre where the next, smaller window holds much boundary,
-zoom in around it, repeat. Because each move is small against its window, the final
-point stays near the boundary seen at every earlier scale; `verify` then checks every
+a boundary pixel near its centre whose next, smaller window shows the most structure
+(in the start window: any, as the seed says), zoom in around it, repeat. Because each move is small against its window, the final
+point stays near the boundary seen at every earlier scale; verification then checks every
 level's central fifth for both classes with windows centred on the final point.
 
-"Much boundary" must not mean noise: next to its crisp edges the landscape has chaotic
-patches where neighbouring runs land in either class at random, at every depth. Such a
-patch holds the most boundary pixels of all, but zooms into static, and no amount of
-zoom resolves it. A video's search therefore ranks only candidates whose next window is
-coherent (few speckle pixels), and verification requires coherence at every level. A
-measurement of the boundary's dimension (find_roughest_target) searches without that
-bound: chaotic patches are part of the boundary it measures.
+Where to go is decided by one measure, zoomer.boundary.structure: how much the border
+has curves, islands and swirls (as in the paper's panels) rather than parallel bands or
+static. Static matters most: next to its crisp edges the landscape has chaotic patches
+where neighbouring runs land in either class at random, at every depth. Such a patch
+holds the most boundary pixels of all, but zooms into static, and no amount of zoom
+resolves it. So each level picks among candidates whose next window is coherent (few
+speckle pixels) the ones whose next window has the most structure; verification requires
+coherence at every level and records each level's structure, and their mean ranks
+targets against each other: in zoomer-targets' contact sheet and zoomer-dimension's
+choice among candidates (find_structured_target).
 """
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .dimension import edges
+from .boundary import box_sum, coherence, edges, speckle, structure, structure_map
 from .landscape import landscape
 from .experiment import Experiment
 from .window import Window
@@ -36,12 +39,13 @@ log = logging.getLogger(__name__)
 # centre: the moves then add up to well under a tenth of any level's width.
 CENTRAL_RADIUS = 0.06
 CENTRAL_SHARE = 0.2  # the "central fifth" that must hold both classes
-TOP_SHARE = 0.1  # the seed picks among this share of the best candidates
+TOP_SHARE = 0.1  # the seed picks among this share of the best candidates,
+TOP_LEAST = 4  # and among at least this many, so that different seeds find different targets
 # Speckle: pixels whose class differs from at least 5 of their 8 neighbours. A crisp or
 # fractal edge has few (1% of the pixels in the tanh start window); a chaotic patch has
 # about a quarter. MAX_SPECKLE bounds their share of a candidate's boundary pixels.
 MAX_SPECKLE = 0.1
-# Verification: every level's coherence (below) at least this. Static scores about 0.05;
+# Verification: every level's boundary.coherence at least this. Static scores about 0.05;
 # boundaries score 0.2 (15 px float32 landscapes two decades deep) to 0.95 (crisp edges).
 MIN_COHERENCE = 0.15
 
@@ -57,9 +61,18 @@ class Target:
     point: tuple[float, float]
     levels: tuple[Window, ...]
     depth: float
+    # boundary.structure of the views centred on the point, one per half decade from the
+    # start window (as verified); their mean ranks targets. Empty for a given point.
+    structure: tuple[float, ...] = ()
+
+    @property
+    def rank_score(self) -> float:
+        """The mean structure of its views: how worth zooming into the target is."""
+        return float(np.mean(self.structure)) if self.structure else 0.0
 
     def to_dict(self) -> dict:
-        return {"point": list(self.point), "depth": self.depth, "levels": [w.to_dict() for w in self.levels]}
+        found = {"structure": list(self.structure), "rank_score": self.rank_score} if self.structure else {}
+        return {"point": list(self.point), "depth": self.depth, "levels": [w.to_dict() for w in self.levels], **found}
 
 
 def holds_both_classes(scores: np.ndarray, share: float = CENTRAL_SHARE) -> bool:
@@ -68,33 +81,6 @@ def holds_both_classes(scores: np.ndarray, share: float = CENTRAL_SHARE) -> bool
     dh, dw = max(1, round(h * share / 2)), max(1, round(w * share / 2))
     centre = scores[h // 2 - dh : (h + 1) // 2 + dh, w // 2 - dw : (w + 1) // 2 + dw]
     return bool((centre < 0).any() and (centre > 0).any())
-
-
-def speckle(scores: np.ndarray) -> np.ndarray:
-    """Boolean (H, W): pixels whose class differs from at least 5 of their 8 neighbours."""
-    below = np.asarray(scores) < 0
-    h, w = below.shape
-    padded = np.pad(below, 1, mode="edge")
-    differ = sum(
-        (padded[1 + di : 1 + di + h, 1 + dj : 1 + dj + w] != below).astype(np.int8)
-        for di in (-1, 0, 1) for dj in (-1, 0, 1) if di or dj
-    )
-    return differ >= 5
-
-
-def coherence(scores: np.ndarray) -> float:
-    """How much more often neighbouring pixels share a class than chance would have it.
-
-    1 for a clean edge, about 0 for static whatever its mix of classes: the share of
-    same-class horizontal and vertical neighbours, less the share p^2 + (1-p)^2 that
-    independent pixels with a share p of diverged runs would give, over 1 less that.
-    """
-    below = np.asarray(scores) < 0
-    same = np.count_nonzero(below[1:] == below[:-1]) + np.count_nonzero(below[:, 1:] == below[:, :-1])
-    agree = same / (below[1:].size + below[:, 1:].size)
-    p = below.mean()
-    chance = p * p + (1 - p) * (1 - p)
-    return float((agree - chance) / (1 - chance)) if chance < 1 else 1.0
 
 
 def find_target(
@@ -107,17 +93,15 @@ def find_target(
     device=None,
     dtype=torch.float64,
     progress=None,
-    verify: bool = True,
     attempts: int = 4,
-    avoid_static: bool = True,
 ) -> Target:
     """A point whose neighbourhood holds both classes from `start` down to `depth` decades.
 
     resolution is the side of each level's search landscape in pixels; zoom_per_level the
     magnification between levels. Different seeds pick different targets; a seed may be a
     sequence of ints, as numpy's default_rng takes it (s and [s, 0] give the same target).
-    avoid_static (for videos) steers clear of chaotic patches. Raises RuntimeError if the
-    start window holds no boundary, NoTargetError if no attempt passes verification.
+    Raises RuntimeError if the start window holds no boundary, NoTargetError if no attempt
+    passes verification.
     """
     if not depth > 0:
         raise ValueError(f"zoom.depth must be > 0 decades, got {depth!r}")
@@ -127,11 +111,11 @@ def find_target(
         raise ValueError(f"zoom.search_resolution must be an integer >= 8, got {resolution!r}")
     rng = np.random.default_rng(seed)
     for attempt in range(attempts):
-        point = _refine(exp, start, depth, rng, resolution, zoom_per_level, device, dtype, progress, avoid_static)
-        target = Target(point, _levels(start, point, depth), depth)
-        if not verify or _verified(exp, target, resolution, device, dtype, progress, avoid_static):
-            log.info("zoom target %s (seed %s, attempt %d)", point, seed, attempt + 1)
-            return target
+        point = _refine(exp, start, depth, rng, resolution, zoom_per_level, device, dtype, progress)
+        views = _verified_structure(exp, start, point, depth, resolution, device, dtype, progress)
+        if views is not None:
+            log.info("zoom target %s (seed %s, attempt %d), structure %.3f", point, seed, attempt + 1, np.mean(views))
+            return Target(point, _levels(start, point, depth), depth, views)
         log.info("target %s lost the boundary at some depth; searching again", point)
     raise NoTargetError(
         f"no target keeps the boundary in view down to zoom.depth={depth} decades after "
@@ -139,7 +123,7 @@ def find_target(
     )
 
 
-def find_roughest_target(
+def find_structured_target(
     exp: Experiment,
     start: Window,
     depth: float,
@@ -150,16 +134,12 @@ def find_roughest_target(
     dtype=torch.float64,
     progress=None,
 ) -> tuple[Target, list[dict]]:
-    """Of `candidates` targets (seeds [seed, i]), the one whose boundary is most complex.
+    """Of `candidates` targets (seeds [seed, i]), the one with the most structure (rank_score).
 
-    For measuring the boundary's dimension. The boundary is smooth in long stretches and
-    fractal in others, and a set's box-counting dimension is the largest of its parts',
-    so a measurement has to look where the boundary is fractal; a single search lands on a
-    smooth stretch as often as not (single_datapoint: 7 of 10 seeds). Complexity is
-    counted on landscapes of their own, one per decade below `start` (and one at the final
-    depth) of about `resolution` px: a smooth edge crosses a landscape of side r in about r
-    boundary corners, a fractal one in many more. Returns the target and, for every
-    candidate, its seed and either its point and count or why the search failed.
+    For measuring the boundary's dimension: a single search may land on a smooth stretch
+    or on parallel bands, whose dimension is 1 at every depth; the paper measures the
+    panels where the border curves, forms islands and swirls. Returns the target and, for
+    every candidate, its seed and either its point and structure or why the search failed.
     """
     if not (isinstance(candidates, int) and candidates >= 1):
         raise ValueError(f"candidates={candidates!r} must be an integer >= 1")
@@ -167,29 +147,20 @@ def find_roughest_target(
     for i in range(candidates):
         try:
             target = find_target(exp, start, depth, seed=[seed, i], resolution=resolution, device=device,
-                                 dtype=dtype, progress=progress, avoid_static=False)
+                                 dtype=dtype, progress=progress)
         except NoTargetError as error:  # this candidate lost the boundary; the others may not
             log.info("candidate %d: %s", i, error)
             record.append({"seed": [seed, i], "found": False, "reason": str(error)})
             failure = error
             continue
-        corners = _boundary_corners(exp, target, resolution, device, dtype, progress)
-        log.info("candidate %d: %s, %d boundary corners", i, target.point, corners)
-        record.append({"seed": [seed, i], "found": True, "point": list(target.point), "boundary_corners": corners})
-        found.append((corners, target))
+        log.info("candidate %d: %s, structure %.3f", i, target.point, target.rank_score)
+        record.append({"seed": [seed, i], "found": True, "point": list(target.point),
+                       "rank_score": target.rank_score, "structure": list(target.structure)})
+        found.append(target)
     if not found:
         raise NoTargetError(f"none of {candidates} candidate targets keeps the boundary in view down to "
                             f"{depth} decades; try another seed, a smaller depth or more steps") from failure
-    return max(found, key=lambda t: t[0])[1], record
-
-
-def _boundary_corners(exp, target: Target, resolution, device, dtype, progress) -> int:
-    """Boundary corners summed over landscapes of each decade below the start window."""
-    size = _odd_size(target.levels[0], resolution, least=8)
-    return sum(
-        int(edges(landscape(exp, window, size, device=device, dtype=dtype, progress=progress)).sum())
-        for window in target.levels[1:]
-    )
+    return max(found, key=lambda t: t.rank_score), record
 
 
 def _odd_size(start: Window, side: int, least: int) -> tuple[int, int]:
@@ -206,19 +177,26 @@ def _levels(start: Window, point, depth: float) -> tuple[Window, ...]:
     return tuple(Window.around(point, start.width / 10**d, aspect) for d in decades)
 
 
-def _refine(exp, start, depth, rng, resolution, zoom, device, dtype, progress, avoid_static):
+def _refine(exp, start, depth, rng, resolution, zoom, device, dtype, progress):
     size = (resolution, max(8, round(resolution * start.half_w / start.half_h)))
     window, final_width = start, start.width / 10**depth
     while True:
         scores = landscape(exp, window, size, device=device, dtype=dtype, progress=progress)
-        point = _pick(scores, window, rng, first=window is start, zoom=zoom, avoid_static=avoid_static)
+        point = _pick(scores, window, rng, first=window is start, zoom=zoom)
         if window.width <= final_width:
             return point
         window = Window.around(point, window.width / zoom, window.half_w / window.half_h)
 
 
-def _pick(scores, window: Window, rng, first: bool, zoom: float, avoid_static: bool):
-    """A boundary corner near the centre with much boundary, not static, in the next window."""
+def _pick(scores, window: Window, rng, first: bool, zoom: float):
+    """A boundary corner near the centre whose next window is coherent and has the most structure.
+
+    In the start window any coherent boundary corner: there the next window is decades
+    wide, and its structure says little about the views below it (tanh at 100 steps: the
+    one place where the start window's boundary turns is streaky static two decades down,
+    and a greedy first step sent every seed there). Seeds then spread along the boundary,
+    and Target.rank_score, measured at every depth, tells the candidates apart.
+    """
     edge = edges(scores)
     if not edge.any():
         error = RuntimeError if first else NoTargetError
@@ -232,10 +210,10 @@ def _pick(scores, window: Window, rng, first: bool, zoom: float, avoid_static: b
     ux = (np.arange(w) + 0.5) / (w) * 2 - 1
     gy, gx = np.meshgrid(uy, ux, indexing="ij")
     radius = 0.8 if first else CENTRAL_RADIUS * 2
-    # How much boundary the next window (1/zoom as wide) would hold around each corner.
+    # What the next window (1/zoom as wide) would show around each corner.
     ry, rx = max(1, round(h / zoom / 2)), max(1, round(w / zoom / 2))
-    density = _box_sum(edge, ry, rx)
-    noise = _box_sum(speckle(scores)[:-1, :-1], ry, rx)
+    density = box_sum(edge, ry, rx)
+    noise = box_sum(speckle(scores)[:-1, :-1], ry, rx)
     coherent = noise <= MAX_SPECKLE * density
     for grow in (1.0, 1.5, 2.0, 3.0, 5.0):
         allowed = edge & (np.abs(gx) <= radius * grow) & (np.abs(gy) <= radius * grow)
@@ -243,35 +221,27 @@ def _pick(scores, window: Window, rng, first: bool, zoom: float, avoid_static: b
             break
     else:
         allowed = edge
-    if avoid_static and (allowed & coherent).any():
+    if (allowed & coherent).any():
         allowed &= coherent
     cand = np.flatnonzero(allowed)
-    weight = density.ravel()[cand]
-    best = cand[weight >= np.quantile(weight, 1 - TOP_SHARE)]
+    if first:  # the start window's structure says little about the deep views: the seed picks
+        best = cand
+    else:
+        weight = structure_map(scores, ry, rx)[:-1, :-1].ravel()[cand]
+        best = cand[np.argsort(-weight, kind="stable")[: max(TOP_LEAST, math.ceil(TOP_SHARE * cand.size))]]
     k = rng.choice(best)
     i, j = divmod(int(k), w)
     return (float(window.cx + gx[i, j] * window.half_w), float(window.cy + gy[i, j] * window.half_h))
 
 
-def _box_sum(mask: np.ndarray, ry: int, rx: int) -> np.ndarray:
-    """Sum of mask over a (2ry+1) x (2rx+1) box around each cell (clipped at the edges)."""
-    c = np.pad(mask.astype(np.int64), ((1, 0), (1, 0))).cumsum(0).cumsum(1)
-    h, w = mask.shape
-    i0 = np.clip(np.arange(h) - ry, 0, h)
-    i1 = np.clip(np.arange(h) + ry + 1, 0, h)
-    j0 = np.clip(np.arange(w) - rx, 0, w)
-    j1 = np.clip(np.arange(w) + rx + 1, 0, w)
-    return c[i1][:, j1] - c[i0][:, j1] - c[i1][:, j0] + c[i0][:, j0]
-
-
-def _verified(exp, target: Target, resolution, device, dtype, progress, avoid_static) -> bool:
-    """Each half decade, centred on the final point, holds both classes in its central fifth
-    and is a coherent picture, not static."""
-    start = target.levels[0]
+def _verified_structure(exp, start: Window, point, depth, resolution, device, dtype, progress):
+    """The structure of each half decade's view centred on the point, or None where one of
+    them loses the boundary from its central fifth or is static (incoherent)."""
     size = _odd_size(start, max(15, resolution // 2), least=15)
-    for d in np.arange(0.0, target.depth + 1e-9, 0.5):
-        window = start.zoom(10**d, center=target.point)
-        scores = landscape(exp, window, size, device=device, dtype=dtype, progress=progress)
-        if not holds_both_classes(scores) or (avoid_static and coherence(scores) < MIN_COHERENCE):
-            return False
-    return True
+    views = []
+    for d in np.arange(0.0, depth + 1e-9, 0.5):
+        scores = landscape(exp, start.zoom(10**d, center=point), size, device=device, dtype=dtype, progress=progress)
+        if not holds_both_classes(scores) or coherence(scores) < MIN_COHERENCE:
+            return None
+        views.append(structure(scores))
+    return tuple(views)
