@@ -96,7 +96,8 @@ class Experiment:
 
     @classmethod
     def from_config(cls, node) -> "Experiment":
-        """Build from a Hydra/OmegaConf node or a dict; unknown keys (name, window) are ignored."""
+        """Build from a Hydra/OmegaConf node or a dict; unknown keys (name, window) are ignored
+        and null means the default (steps: null is the preview's; zoomer.quality resolves it)."""
         try:
             from omegaconf import OmegaConf
 
@@ -105,7 +106,7 @@ class Experiment:
         except ImportError:  # pragma: no cover - hydra is a dependency
             pass
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in dict(node).items() if k in names})
+        return cls(**{k: v for k, v in dict(node).items() if k in names and v is not None})
 
     def to_dict(self) -> dict:
         return asdict(self)
