@@ -4,7 +4,8 @@ The notebook used float64 (jax_enable_x64) and JAX's threefry PRNG in its origin
 non-partitionable mode (jax_threefry_partitionable=False, the default when the paper was
 written). Reimplementing those few functions here lets zoomer draw the paper's exact data
 and initial weights without jax installed; tests/test_draws.py checks every one against
-jax itself. Keys are uint32 arrays of shape (2,), as jax.random.PRNGKey returns them.
+jax itself. A key is a uint32 array of shape (2,), as jax.random.PRNGKey returns it; every
+draw also takes a stack of keys (..., 2) and stacks its draws the same way, as jax.vmap would.
 """
 import numpy as np
 
@@ -18,7 +19,8 @@ def _rotl(v: np.ndarray, r: int) -> np.ndarray:
 
 def threefry2x32(key: np.ndarray, x0: np.ndarray, x1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Threefry-2x32 with 20 rounds: a counter-based block cipher keyed by two words."""
-    ks = (key[0], key[1], key[0] ^ key[1] ^ _PARITY)
+    k0, k1 = key[..., 0, None], key[..., 1, None]
+    ks = (k0, k1, k0 ^ k1 ^ _PARITY)
     x0 = x0 + ks[0]
     x1 = x1 + ks[1]
     for block in range(5):
@@ -38,7 +40,7 @@ def _hash(key: np.ndarray, count: np.ndarray) -> np.ndarray:
     half = padded.size // 2
     with np.errstate(over="ignore"):
         y0, y1 = threefry2x32(np.asarray(key, np.uint32), padded[:half], padded[half:])
-    return np.concatenate([y0, y1])[:n]
+    return np.concatenate([y0, y1], axis=-1)[..., :n]
 
 
 def prng_key(seed: int) -> np.ndarray:
@@ -49,14 +51,14 @@ def prng_key(seed: int) -> np.ndarray:
 
 def split(key: np.ndarray, num: int = 2) -> np.ndarray:
     """jax.random.split(key, num) -> (num, 2) keys (threefry over iota(2 num))."""
-    return _hash(key, np.arange(2 * num, dtype=np.uint32)).reshape(num, 2)
+    return _hash(key, np.arange(2 * num, dtype=np.uint32)).reshape(*key.shape[:-1], num, 2)
 
 
 def random_bits64(key: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """64 random bits per element: threefry over iota(2 size), first half high words."""
     size = int(np.prod(shape, dtype=np.int64))
     bits = _hash(key, np.arange(2 * size, dtype=np.uint32)).astype(np.uint64)
-    return ((bits[:size] << np.uint64(32)) | bits[size:]).reshape(shape)
+    return ((bits[..., :size] << np.uint64(32)) | bits[..., size:]).reshape(*key.shape[:-1], *shape)
 
 
 def uniform(key: np.ndarray, shape: tuple[int, ...], minval: float, maxval: float) -> np.ndarray:
@@ -78,7 +80,8 @@ def randint(key: np.ndarray, shape: tuple[int, ...], minval: int, maxval: int) -
 
     2^64 mod span is built as (2^32 mod span)^2 mod span, so nothing overflows uint64.
     """
-    k1, k2 = split(key)
+    keys = split(key)
+    k1, k2 = keys[..., 0, :], keys[..., 1, :]
     higher, lower = random_bits64(k1, shape), random_bits64(k2, shape)
     span = np.uint64(maxval - minval) if maxval > minval else np.uint64(1)
     multiplier = np.uint64(2**32) % span
