@@ -10,9 +10,14 @@ from typing import Optional
 
 import torch
 
+from zoomer import jax_draws
+
 NONLINEARITIES = ("tanh", "relu", "identity")
 PHASE_SPACES = ("lr_vs_lr", "paraminit_vs_lr")
 READOUTS = ("loss", "probe_point")
+# "jax": the paper's notebook's draws (JAX's threefry, float64); "torch": zoomer's earlier
+# draws from a torch.Generator. The same seed gives different problems under each.
+RNGS = ("torch", "jax")
 
 # The paper trained for 500-1000 steps; its interactive demo used 100. 100 keeps previews
 # on a CPU within minutes and already shows the fractal boundary over many decades.
@@ -71,6 +76,7 @@ class Experiment:
     readout: str = "loss"
     steps: int = DEFAULT_STEPS
     seed: int = 0
+    rng: str = "jax"
 
     def __post_init__(self):
         self.validate()
@@ -81,6 +87,7 @@ class Experiment:
         _choice("nonlinearity", self.nonlinearity, NONLINEARITIES)
         _choice("phase_space", self.phase_space, PHASE_SPACES)
         _choice("readout", self.readout, READOUTS)
+        _choice("rng", self.rng, RNGS)
         _at_least("width", self.width, 1)
         _at_least("depth", self.depth, 2)
         _at_least("target_dim", self.target_dim, 1)
@@ -127,8 +134,8 @@ class Experiment:
         if self.n_data is not None:
             return self.n_data
         if self.nonlinearity == "identity":
-            return max(1, round(self.width * self.data_ratio))
-        return max(1, round(self.n_params * self.data_ratio / self.target_dim))
+            return max(1, int(self.width * self.data_ratio))
+        return max(1, int(self.n_params * self.data_ratio / self.target_dim))
 
     @property
     def axis_labels(self) -> tuple[str, str]:
@@ -139,11 +146,35 @@ class Experiment:
 
     # ---- tensors --------------------------------------------------------------------
     def problem(self) -> Problem:
-        """The shared tensors, float64 on the CPU; one seed decides all of it.
+        """The shared tensors, float64 on the CPU; rng and seed decide all of it, on any machine."""
+        draw = self._jax_draws if self.rng == "jax" else self._torch_draws
+        return draw()
 
-        Drawn from a CPU torch.Generator in a fixed order, so the same config gives the
-        same problem on any machine.
-        """
+    def _jax_draws(self) -> Problem:
+        """The paper's notebook, draw for draw: weights, data, minibatch order, probe."""
+        key, sub = jax_draws.split(jax_draws.prng_key(self.seed))
+        layer_keys = jax_draws.split(sub, self.depth)
+        weights = tuple(jax_draws.normal(k, shape) for k, shape in zip(layer_keys, self.layer_shapes))
+        n = self.dataset_size
+        key, sub = jax_draws.split(key)
+        X = jax_draws.normal(sub, (n, self.width))
+        key, sub = jax_draws.split(key)
+        Y = jax_draws.normal(sub, (n, self.target_dim))
+        probe = jax_draws.normal(jax_draws.prng_key(-1234567), (1, self.width))[0]
+        batches = None
+        if self.batch_size is not None:
+            step_keys = jax_draws.split(jax_draws.prng_key(42), self.steps)
+            batches = jax_draws.randint(step_keys, (self.batch_size,), 0, n)
+        return Problem(
+            X=torch.from_numpy(X),
+            Y=torch.from_numpy(Y),
+            weights=tuple(torch.from_numpy(w) for w in weights),
+            probe=torch.from_numpy(probe),
+            batches=None if batches is None else torch.from_numpy(batches),
+        )
+
+    def _torch_draws(self) -> Problem:
+        """zoomer's earlier draws: a CPU torch.Generator in a fixed order."""
         g = torch.Generator().manual_seed(self.seed)
 
         def normal(*shape):
