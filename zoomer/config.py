@@ -183,7 +183,10 @@ class DimensionConfig(StudyConfig):
         return (self.levels - 1) * math.log10(self.zoom_factor)
 
     def final_window(self) -> Optional[Window]:
-        """The explicit deepest window, or None (found from the target)."""
+        """The explicit deepest window (a named panel's, else `window`), or None (found from
+        the target)."""
+        if self.panel is not None:
+            return self.panel.window()
         if self.window.x is None:
             return None
         for name, bounds in (("window.x", self.window.x), ("window.y", self.window.y)):
