@@ -72,6 +72,33 @@ def test_spectral_is_blue_for_converged_and_red_for_diverged():
         assert lookup_table(name).shape == (256, 3)
 
 
+# zoomer's name -> matplotlib's map with the same orientation (blue = converged = -1).
+MATPLOTLIB_NAMES = {"Spectral": "Spectral_r", "RdBu": "RdBu_r", "coolwarm": "coolwarm",
+                    "viridis": "viridis", "magma": "magma"}
+
+
+def test_named_colormaps_equal_matplotlibs():
+    matplotlib = pytest.importorskip("matplotlib")
+    assert set(MATPLOTLIB_NAMES) == set(COLORMAPS) - {"fire_ice"}  # zoomer's own map
+    for name, theirs in MATPLOTLIB_NAMES.items():
+        expected = np.round(matplotlib.colormaps[theirs](np.arange(256))[:, :3] * 255)
+        np.testing.assert_array_equal(lookup_table(name), expected, err_msg=name)
+        np.testing.assert_array_equal(lookup_table(name + "_r"), expected[::-1], err_msg=name)
+
+
+@pytest.mark.parametrize("name, first, middle, last", [
+    ("Spectral", 0x5E4FA2, 0xFFFEBE, 0x9E0142),
+    ("RdBu", 0x053061, 0xF7F6F6, 0x67001F),
+    ("coolwarm", 0x3B4CC0, 0xDDDCDC, 0xB40426),
+    ("viridis", 0x440154, 0x21918C, 0xFDE725),
+    ("magma", 0x000004, 0xB73779, 0xFCFDBF),
+])
+def test_colormap_entries_without_matplotlib(name, first, middle, last):
+    """matplotlib's values at entries 0, 128 and 255, written down so this runs without it."""
+    table = lookup_table(name)
+    assert [int.from_bytes(bytes(table[i])) for i in (0, 128, 255)] == [first, middle, last]
+
+
 def test_color_frame_flips_to_display_orientation():
     scores = np.full((4, 6), 50.0)
     scores[0] = -50.0  # row 0 = lowest y is converged

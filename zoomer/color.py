@@ -18,41 +18,46 @@ from functools import lru_cache
 
 import numpy as np
 
+from .colormaps import TABLES
+
 # Distance of each class band from zero, per readout: scores keep a visible jump between
 # converged and diverged; the probe readout (the net's output at a fixed input) is just
 # signed, so its two halves meet at zero.
 GAPS = {"loss": 0.25, "probe_point": 0.0}
 
-# Control points from -1 (converged) to +1 (diverged), evenly spaced. ColorBrewer lists
-# Spectral and RdBu red-first (matplotlib's value order); we reverse them so that blue
-# means converged. Append "_r" to any name to flip a map.
-_SPECTRAL = "9e0142 d53e4f f46d43 fdae61 fee08b ffffbf e6f598 abdda4 66c2a5 3288bd 5e4fa2"
-_RDBU = "67001f b2182b d6604d f4a582 fddbc7 f7f7f7 d1e5f0 92c5de 4393c3 2166ac 053061"
-COLORMAPS = {
-    "Spectral": _SPECTRAL.split()[::-1],
-    "RdBu": _RDBU.split()[::-1],
-    "coolwarm": "3b4cc0 6282ea 8db0fe b8d0f9 dddddd f5c4ad f49a7b de604d b40426".split(),
-    # Dark far from the boundary, glowing ice / fire at it.
-    "fire_ice": "e8f8ff 5fc8ff 1f5fbf 0a1a40 000000 400a0a bf2f0a ffa020 fff8d0".split(),
-    "viridis": "440154 472d7b 3b528b 2c728e 21918c 28ae80 5ec962 addc30 fde725".split(),
-    "magma": "000004 1c1044 4f127b 812581 b5367a e55064 fb8761 fec287 fcfdbf".split(),
-}
+# Every map runs from -1 (converged) to +1 (diverged); append "_r" to any name to flip it.
+# The named maps are matplotlib's own tables (zoomer.colormaps). ColorBrewer's Spectral and
+# RdBu run red-first in matplotlib; zoomer reverses them so that blue means converged.
+_REVERSED = {"Spectral", "RdBu"}
+# zoomer's own map, as control points: dark far from the boundary, glowing ice / fire at it.
+_FIRE_ICE = "e8f8ff 5fc8ff 1f5fbf 0a1a40 000000 400a0a bf2f0a ffa020 fff8d0"
+COLORMAPS = (*TABLES, "fire_ice")
 
 
 def known_colormap(name: str) -> bool:
     return name.removesuffix("_r") in COLORMAPS
 
 
+def _rgb(hex_colours: str) -> np.ndarray:
+    return np.array([[int(c[i:i + 2], 16) for i in (0, 2, 4)] for c in hex_colours.split()], dtype=np.uint8)
+
+
 @lru_cache(maxsize=None)
 def lookup_table(name: str) -> np.ndarray:
-    """256 x 3 uint8 table, linearly interpolated (in sRGB) between the control points."""
+    """256 x 3 uint8 table from converged (-1) to diverged (+1)."""
     if not known_colormap(name):
         raise ValueError(f"unknown colormap {name!r}; known: {sorted(COLORMAPS)} (add _r to reverse)")
-    points = np.array([[int(c[i:i + 2], 16) for i in (0, 2, 4)] for c in COLORMAPS[name.removesuffix("_r")]])
+    base = name.removesuffix("_r")
+    table = _rgb(TABLES[base]) if base in TABLES else _interpolate(_rgb(_FIRE_ICE))
+    flip = (base in _REVERSED) != name.endswith("_r")
+    return np.ascontiguousarray(table[::-1] if flip else table)
+
+
+def _interpolate(points: np.ndarray) -> np.ndarray:
+    """256 entries linear in sRGB between evenly spaced control points."""
     at = np.linspace(0, 1, len(points))
     table = np.stack([np.interp(np.linspace(0, 1, 256), at, points[:, ch]) for ch in range(3)], axis=1)
-    table = np.round(table).astype(np.uint8)
-    return table[::-1].copy() if name.endswith("_r") else table
+    return np.round(table).astype(np.uint8)
 
 
 def colorize(values: np.ndarray, cmap: str = "Spectral") -> np.ndarray:
