@@ -99,17 +99,13 @@ def measure(cfg: DimensionConfig, out: Path, config: dict | None = None) -> dict
 
     timings["total_s"] = time.perf_counter() - started
     result = {
-        "experiment": cfg.experiment.name,
-        "experiment_settings": exp.to_dict(),
+        **study.record(cfg, config, timings),
         "method": cfg.method,
         "median_dimension": dimension,
         "levels_measured": len(estimates),
         "center": list(center),
         "candidate_targets": candidate_targets,
         "levels": levels,
-        "config": config if config is not None else OmegaConf.to_container(OmegaConf.structured(cfg)),
-        "timings": timings,
-        "provenance": study.provenance(),
     }
     write_json(out / "dimension.json", result)
     if cfg.method == "boxcount":

@@ -66,8 +66,7 @@ def render_still(cfg: StillConfig, out: Path, config: dict | None = None) -> dic
     timings["total_s"] = time.perf_counter() - started
 
     metadata = {
-        "experiment": cfg.experiment.name,
-        "experiment_settings": exp.to_dict(),
+        **study.record(cfg, config, timings),
         "window": window.to_dict(),
         "center": list(center),
         "magnification": cfg.magnification,
@@ -76,9 +75,6 @@ def render_still(cfg: StillConfig, out: Path, config: dict | None = None) -> dic
         "pixels": {"width": width, "height": height, "supersample": k},
         "axis_labels": list(exp.axis_labels),
         "files": files,
-        "config": config if config is not None else OmegaConf.to_container(OmegaConf.structured(cfg)),
-        "timings": timings,
-        "provenance": study.provenance(),
     }
     write_json(out / "metadata.json", metadata)
     return metadata

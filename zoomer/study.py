@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from omegaconf import OmegaConf
 
 from .atomic import write_atomic
 from .config import StudyConfig
@@ -49,6 +50,17 @@ class Study:
     def provenance(self) -> dict:
         """Versions, the device and the dtype: enough to tell whether two results compare."""
         return {**provenance(self.device), "dtype": str(self.dtype).removeprefix("torch.")}
+
+    def record(self, cfg: StudyConfig, config: dict | None, timings: dict) -> dict:
+        """What every study's JSON holds besides its results: the experiment, the config
+        (`config` as resolved by Hydra, by default cfg's fields), timings and provenance."""
+        return {
+            "experiment": cfg.experiment.name,
+            "experiment_settings": self.experiment.to_dict(),
+            "config": config if config is not None else OmegaConf.to_container(OmegaConf.structured(cfg)),
+            "timings": timings,
+            "provenance": self.provenance(),
+        }
 
 
 def write_json(path: Path, data: dict) -> None:
