@@ -16,10 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .experiment import paper_order
 from .target import MIN_COHERENCE
-
-# The paper's order; other experiment names follow alphabetically.
-ORDER = ("tanh", "relu", "identity", "minibatch", "single_datapoint", "paraminit")
 
 
 def _row(result: dict) -> str:
@@ -50,8 +48,7 @@ def table(folder) -> str:
     results = [json.loads(p.read_text()) for p in sorted(Path(folder).rglob("dimension.json"))]
     if not results:
         raise FileNotFoundError(f"no dimension.json below {folder}")
-    rank = {name: i for i, name in enumerate(ORDER)}
-    results.sort(key=lambda r: (rank.get(r["experiment"], len(ORDER)), r["experiment"]))
+    results.sort(key=lambda r: paper_order(r["experiment"]))
     header = ("| experiment | method | median dimension | per level | static levels | median of the others "
               "| size (px) | steps | zoom | precision |\n|---|---|---|---|---|---|---|---|---|---|")
     return "\n".join([header, *map(_row, results)])

@@ -24,6 +24,16 @@ RNGS = ("torch", "jax")
 DEFAULT_STEPS = 100
 MIN_STEPS = 20  # the score averages the last 20 normalised losses
 
+# The paper's six conditions (conf/experiment), in the order its figures and tables show them.
+PAPER_CONDITIONS = ("tanh", "relu", "identity", "minibatch", "single_datapoint", "paraminit")
+
+
+def paper_order(name: str) -> tuple[int, str]:
+    """Sort key for experiment names: the paper's conditions in its order, then the rest
+    alphabetically."""
+    rank = PAPER_CONDITIONS.index(name) if name in PAPER_CONDITIONS else len(PAPER_CONDITIONS)
+    return rank, name
+
 
 @dataclass(frozen=True)
 class Problem:

@@ -19,6 +19,7 @@ import numpy as np
 from hydra.experimental.callback import Callback
 from PIL import Image
 
+from .experiment import paper_order
 from .figure import still_figure
 from .video import save_png
 from .window import Window
@@ -26,8 +27,6 @@ from .window import Window
 log = logging.getLogger(__name__)
 
 COLUMNS = 3
-# The paper's order of its conditions; other names follow in job order.
-ORDER = ("tanh", "relu", "identity", "minibatch", "single_datapoint", "paraminit")
 
 
 def panel_image(run_dir: Path) -> Image.Image:
@@ -58,8 +57,8 @@ def sweep_figure(sweep_dir: Path) -> Path:
     runs = [p.parent for p in sorted(Path(sweep_dir).glob("*/metadata.json")) if (p.parent / "still.png").exists()]
     if not runs:
         raise FileNotFoundError(f"no zoomer-still output (still.png, metadata.json) below {sweep_dir}")
-    rank = {name: i for i, name in enumerate(ORDER)}
-    runs.sort(key=lambda d: rank.get(json.loads((d / "metadata.json").read_text())["experiment"], len(ORDER)))
+    # The paper's order, other names alphabetically; runs of one experiment keep their order.
+    runs.sort(key=lambda d: paper_order(json.loads((d / "metadata.json").read_text())["experiment"]))
     path = Path(sweep_dir) / "figure.png"
     save_png(path, grid([panel_image(d) for d in runs]))
     return path
