@@ -5,6 +5,7 @@ image folder ever lands on disk. We start that binary ourselves instead of going
 imageio_ffmpeg.write_frames, because write_frames neither keeps ffmpeg's stderr nor checks
 its exit status, and a failed encode must say why.
 """
+import contextlib
 import math
 import subprocess
 import tempfile
@@ -133,10 +134,7 @@ class VideoWriter:
         if self._stderr.closed:
             return
         try:
-            try:
-                self._ffmpeg.stdin.close()
-            except BrokenPipeError:
-                pass  # ffmpeg already died; its exit status tells
+            self._close_stdin()
             if self._ffmpeg.wait() != 0:
                 raise self._failure()
             self._file.commit()
@@ -151,13 +149,13 @@ class VideoWriter:
             return
         self._ffmpeg.kill()  # don't leave ffmpeg waiting on a pipe nobody will write to
         self._ffmpeg.wait()
-        if not self._ffmpeg.stdin.closed:
-            try:
-                self._ffmpeg.stdin.close()
-            except BrokenPipeError:
-                pass
+        self._close_stdin()
         self._file.discard()
         self._stderr.close()
+
+    def _close_stdin(self) -> None:
+        with contextlib.suppress(BrokenPipeError):  # ffmpeg already died; its exit status tells
+            self._ffmpeg.stdin.close()
 
     def _failure(self) -> RuntimeError:
         status = self._ffmpeg.wait()
