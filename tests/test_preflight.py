@@ -1,0 +1,103 @@
+"""User mistakes are refused before any training, in one line with exit 2; Ctrl-C at any
+stage ends with exit 130 and says what is safe."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import TINY
+
+
+def refused(proc, *words):
+    """Exit 2, one line on stderr naming the problem, no traceback."""
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert len(lines) == 1 and lines[0].startswith("zoomer: error: "), lines
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]
+
+
+def no_runs_trained(run_dir):
+    return not list((run_dir / "frames").glob("*.npy")) and not (run_dir / "frames" / "target.json").exists()
+
+
+@pytest.mark.parametrize("target, words", [
+    ("[100,100]", ("zoom.target=[100, 100]", "outside the experiment's window")),
+    ("[nan,1]", ("zoom.target", "finite")),
+])
+def test_a_manual_target_off_the_window_is_refused_before_training(tmp_path, run_app, target, words):
+    proc = run_app(tmp_path, *TINY, f"zoom.target={target}", check=False)
+    refused(proc, *words)
+    assert no_runs_trained(tmp_path)
+
+
+def test_a_manual_target_off_the_boundary_suggests_the_nearest_boundary_point(tmp_path, run_app):
+    proc = run_app(tmp_path, *TINY, "zoom.target=[-1.5,-2.5]", check=False)
+    line = refused(proc, "not on the boundary", "nearest boundary point is about zoom.target=[")
+    suggested = line.split("zoom.target=[")[-1].split("]")[0]
+    again = run_app(tmp_path / "again", *TINY, f"zoom.target=[{suggested}]", "zoom.depth=0.5", check=False)
+    assert again.returncode in (0, 2) and "Traceback" not in again.stderr
+    assert no_runs_trained(tmp_path)
+
+
+@pytest.mark.parametrize("device", ["cuda", "cuda:7", "tpu"])
+def test_a_device_this_machine_lacks_is_one_line(tmp_path, run_app, device):
+    if device.startswith("cuda"):
+        import torch
+
+        if torch.cuda.device_count() > 7:
+            pytest.skip("this machine has that GPU")
+    refused(run_app(tmp_path, *TINY, f"engine.device={device}", check=False), f"engine.device={device!r}")
+
+
+def test_a_depth_too_deep_for_an_automatic_target_is_refused_before_the_search(tmp_path, run_app):
+    proc = run_app(tmp_path, *TINY, "zoom=auto", "zoom.target=null", "zoom.depth=20", check=False)
+    refused(proc, "zoom.depth=20", "too deep for float64")
+    assert no_runs_trained(tmp_path)
+
+
+def test_assembling_a_store_that_does_not_exist_creates_nothing(tmp_path, run_app):
+    missing = tmp_path / "no-such-store"
+    proc = run_app(tmp_path / "run", *TINY, "render.mode=assemble", f"render.store_dir={missing}", check=False)
+    refused(proc, "render.store_dir", "holds no frame store")
+    assert not missing.exists()
+
+
+def interrupt_when(tmp_path, overrides, marker: str):
+    """Start zoomer, send SIGINT once `marker` appears in its log, return (exit code, stderr)."""
+    log = tmp_path / "zoomer.log"
+    cmd = [sys.executable, "-m", "zoomer", f"hydra.run.dir={tmp_path}", *overrides]
+    with open(log, "w") as out:
+        # A shell without job control starts background jobs with SIGINT ignored, and Python
+        # keeps it so: give the app the default disposition, as a terminal would.
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        deadline = time.time() + 300
+        while marker not in log.read_text() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        assert proc.poll() is None, f"zoomer ended before {marker!r}: {proc.stderr.read()[-2000:]}"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    return proc.returncode, err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage, marker, safe", [
+    ("search", "searching a zoom target", "nothing was written"),
+    ("compute", "frames to compute", "frames are safe in"),
+])
+def test_ctrl_c_at_any_stage_exits_130_and_says_what_is_safe(tmp_path, stage, marker, safe):
+    overrides = [*TINY, "video.width=96", "video.height=54"]
+    if stage == "search":  # a long search: big levels of long runs
+        overrides += ["experiment.steps=400", "zoom=auto", "zoom.target=null", "zoom.search_resolution=48"]
+    else:  # frames of a few seconds each at TINY's boundary point
+        overrides += ["render.frames=exact", "render.guess=1", "video.duration_s=3"]
+    code, err = interrupt_when(tmp_path, overrides, marker)
+    assert code == 130, err[-2000:]
+    assert "zoomer: interrupted: " in err and safe in err and "Traceback" not in err, err[-2000:]
