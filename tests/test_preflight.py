@@ -68,6 +68,13 @@ def test_assembling_a_store_that_does_not_exist_creates_nothing(tmp_path, run_ap
     assert not missing.exists()
 
 
+@pytest.mark.parametrize("script", ["zoomer", "zoomer-still", "zoomer-dimension", "zoomer-targets"])
+def test_an_output_directory_that_cannot_be_created_is_one_line(tmp_path, run_app, script):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    refused(run_app(blocker / "run", script=script, check=False), "cannot create the output directory")
+
+
 def interrupt_when(tmp_path, overrides, marker: str):
     """Start zoomer, send SIGINT once `marker` appears in its log, return (exit code, stderr)."""
     log = tmp_path / "zoomer.log"

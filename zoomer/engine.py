@@ -8,7 +8,6 @@ chunk is a matmul of the shared X against every run's weights.
 from __future__ import annotations
 
 import logging
-import math
 import os
 
 import numpy as np

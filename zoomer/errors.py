@@ -11,6 +11,8 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
+from hydra.experimental.callback import Callback
+
 log = logging.getLogger("zoomer")
 
 USER_ERROR = 2
@@ -54,3 +56,22 @@ def run_reporting_errors(task, cfg):
         log.error("%s", describe(e))
         print(f"zoomer: error: {describe(e)}", file=sys.stderr)
         sys.exit(USER_ERROR)
+
+
+def _creatable(directory: str) -> None:
+    try:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        print(f"zoomer: error: cannot create the output directory {directory}: {describe(e)}", file=sys.stderr)
+        sys.exit(USER_ERROR)
+
+
+class OutputDirectoryCheck(Callback):
+    """A Hydra callback: Hydra creates the run directory before the app starts, so a path
+    that cannot be created would end in Hydra's traceback; it is refused in one line first."""
+
+    def on_run_start(self, config, **kwargs) -> None:
+        _creatable(config.hydra.run.dir)
+
+    def on_multirun_start(self, config, **kwargs) -> None:
+        _creatable(config.hydra.sweep.dir)

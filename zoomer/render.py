@@ -21,7 +21,7 @@ from .color import ColorConfig
 from .compose import encode
 from .compute import compute_frames, missing_frames, progress_bar
 from .config import EngineConfig, PanelConfig, RenderConfig, ZoomConfig
-from .errors import interruptible
+from .errors import Interrupted, interruptible
 from .experiment import Experiment
 from .plan import Layout, Plan, condition_window, layout, make_plan, start_window
 from .precision import resolve_precision
@@ -79,8 +79,6 @@ def render(cfg, run_dir: Path) -> dict:
         try:
             counts = compute_frames(exp, plan, store, rnd, device, eng.precision, eng.backend)
         except KeyboardInterrupt:
-            from .errors import Interrupted
-
             done = len(plan.windows) - len(missing_frames(plan, store))
             raise Interrupted(
                 f"{done} of {len(plan.windows)} frames are safe in {store.root}; "
