@@ -17,7 +17,7 @@ import zoomer
 from zoomer import engine
 from zoomer.reference import reference_grid
 
-VERSION_BASE = "1.3"
+from zoomer.config import HYDRA_VERSION_BASE as VERSION_BASE
 
 # A point on the default (tanh) condition's boundary: a manual target skips the search.
 BOUNDARY_TARGET = (5.0, 1.6)

@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 from PIL import Image, ImageDraw
 
 import zoomer
+from conftest import VERSION_BASE
 from zoomer import dimension_table
 from zoomer.boundary import edges
 from zoomer.dimension import (box_counts, box_dimension, boundary_dimension, fit_range, median_dimension,
@@ -178,7 +179,7 @@ def test_paper_slopes_are_local_and_pooled_by_the_median():
 @pytest.fixture(scope="module")
 def compose_dimension():
     """compose(overrides) -> DimensionConfig."""
-    with initialize_config_dir(config_dir=CONF, version_base=None):
+    with initialize_config_dir(config_dir=CONF, version_base=VERSION_BASE):
         yield lambda *overrides: OmegaConf.to_object(compose("dimension", overrides=list(overrides)))
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_module
 
+from conftest import VERSION_BASE
 from zoomer.config import register_configs
 from zoomer.plan import condition_window, start_window
 from zoomer.quality import experiment_of
@@ -20,7 +21,7 @@ CONDITIONS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 @pytest.fixture(scope="module")
 def composed():
     register_configs()
-    with initialize_config_module(config_module="zoomer.conf", version_base="1.3"):
+    with initialize_config_module(config_module="zoomer.conf", version_base=VERSION_BASE):
         yield lambda *overrides: compose(config_name="config", overrides=list(overrides))
 
 

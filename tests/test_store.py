@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_module
 
-from conftest import TINY, launch_app as run_app
+from conftest import VERSION_BASE, TINY, launch_app as run_app
 from zoomer import render as render_module
 from zoomer.atomic import write_atomic
 from zoomer.store import FORMAT, CorruptFrame, FrameStore, StoreMismatch, read_frame
@@ -86,7 +86,7 @@ def test_recolouring_reuses_stored_scores_without_the_engine(tmp_path, uninterru
 
     for module in ("compute", "target", "preflight"):
         monkeypatch.setattr(f"zoomer.{module}.landscape", no_engine)
-    with initialize_config_module(config_module="zoomer.conf", version_base="1.3"):
+    with initialize_config_module(config_module="zoomer.conf", version_base=VERSION_BASE):
         cfg = compose(config_name="config", overrides=[*EXACT, "color=rdbu", "video.overlay=false"])
     meta = render_module.render(cfg, run_dir)
     assert meta["frames"]["computed"] == 0 and meta["frames"]["reused"] == 8

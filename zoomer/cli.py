@@ -1,14 +1,14 @@
 """The `zoomer` command (thin): compose the config, hand it to the pipeline, report errors."""
 import hydra
 
-from .config import register_configs
+from .config import HYDRA_VERSION_BASE, register_configs
 from .errors import run_reporting_errors
 from .render import render
 
 register_configs()
 
 
-@hydra.main(version_base="1.3", config_path="pkg://zoomer.conf", config_name="config")
+@hydra.main(version_base=HYDRA_VERSION_BASE, config_path="pkg://zoomer.conf", config_name="config")
 def main(cfg) -> None:
     run_reporting_errors(render, cfg)
 

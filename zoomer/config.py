@@ -280,6 +280,10 @@ class ZoomerConfig:
     render: RenderConfig = field(default_factory=RenderConfig)
 
 
+# The Hydra behaviour every app is written against (one for all four apps and the tests).
+HYDRA_VERSION_BASE = "1.3"
+
+
 def register_configs() -> None:
     """Put the app schemas in Hydra's ConfigStore, for the primary configs to extend."""
     from hydra.core.config_store import ConfigStore

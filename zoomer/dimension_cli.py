@@ -27,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from .errors import run_reporting_errors
 from .color import ColorConfig, Reference, color_frame
-from .config import DimensionConfig, register_configs
+from .config import HYDRA_VERSION_BASE, DimensionConfig, register_configs
 from .boundary import coherence, edges, structure
 from .dimension import boundary_dimension, median_dimension, paper_boxcount, paper_dimension
 from .landscape import landscape
@@ -136,7 +136,7 @@ def _run(cfg: DictConfig, out: Path) -> float:
     return result["median_dimension"]
 
 
-@hydra.main(version_base=None, config_path="pkg://zoomer.conf", config_name="dimension")
+@hydra.main(version_base=HYDRA_VERSION_BASE, config_path="pkg://zoomer.conf", config_name="dimension")
 def main(cfg: DictConfig) -> float:
     return run_reporting_errors(_run, cfg)
 

@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw, ImageFont
 from . import engine
 from .atomic import write_atomic
 from .color import ColorConfig, Reference, color_frame
-from .config import EngineConfig, ExperimentConfig
+from .config import HYDRA_VERSION_BASE, EngineConfig, ExperimentConfig
 from .errors import run_reporting_errors
 from .precision import PRECISIONS
 from .quality import experiment_of
@@ -112,7 +112,7 @@ def contact_sheet(tiles: list[tuple[str, np.ndarray]], thumb: int, columns: int 
     return sheet
 
 
-@hydra.main(version_base="1.3", config_path="pkg://zoomer.conf", config_name="targets")
+@hydra.main(version_base=HYDRA_VERSION_BASE, config_path="pkg://zoomer.conf", config_name="targets")
 def main(cfg) -> None:
     run_reporting_errors(sweep, cfg)
 
