@@ -162,12 +162,19 @@ def _still_figure_matplotlib(rgb, window, labels, title, ticks) -> Image.Image:
 
     height, width = rgb.shape[:2]
     dpi = 100
-    fig = Figure(figsize=((width + 260) / dpi, (height + 200) / dpi), dpi=dpi)
-    ax = fig.add_axes([130 / (width + 260), 110 / (height + 200), width / (width + 260), height / (height + 200)])
+    # Room for tick labels of up to about 15 digits and the axis labels on every side.
+    left, right, bottom, top = 170, 130, 110, 90
+    fig = Figure(figsize=((width + left + right) / dpi, (height + bottom + top) / dpi), dpi=dpi)
+    ax = fig.add_axes([left / (width + left + right), bottom / (height + bottom + top),
+                       width / (width + left + right), height / (height + bottom + top)])
     ax.imshow(rgb, extent=(*window.x_bounds, *window.y_bounds), aspect="auto", interpolation="nearest")
     for set_ticks, bounds in ((ax.set_xticks, window.x_bounds), (ax.set_yticks, window.y_bounds)):
         values, names = zip(*ticks(*bounds))
         set_ticks(values, names)
+    # Long edge labels (deep windows need many digits) lean outwards, so they do not overlap.
+    xlabels = ax.get_xticklabels()
+    xlabels[0].set_horizontalalignment("right")
+    xlabels[-1].set_horizontalalignment("left")
     ax.set_xlabel(labels[0])
     ax.set_ylabel(labels[1])
     ax.set_title(title)

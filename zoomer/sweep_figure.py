@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 from hydra.experimental.callback import Callback
-from PIL import Image
+from PIL import Image, ImageOps
 
 from .experiment import paper_order
 from .figure import still_figure
@@ -27,6 +27,7 @@ from .window import Window
 log = logging.getLogger(__name__)
 
 COLUMNS = 3
+GAP = 24  # pixels between panels
 
 
 def panel_image(run_dir: Path) -> Image.Image:
@@ -37,13 +38,14 @@ def panel_image(run_dir: Path) -> Image.Image:
     name = meta["panel"]["title"] if meta.get("panel") else meta["experiment"]
     dimension = meta.get("box_dimension")
     title = name if dimension is None else f"{name}: D = {dimension:.2f}"
-    return still_figure(rgb, window, tuple(meta["axis_labels"]), title, linear=bool(meta.get("panel")))
+    figure = still_figure(rgb, window, tuple(meta["axis_labels"]), title, linear=bool(meta.get("panel")))
+    return figure.crop(ImageOps.invert(figure).getbbox())  # without its empty margin
 
 
 def grid(images: list[Image.Image], columns: int = COLUMNS) -> Image.Image:
     """Images in rows of `columns`, each in a cell of the largest one's size, on white."""
-    width = max(im.width for im in images)
-    height = max(im.height for im in images)
+    width = max(im.width for im in images) + GAP
+    height = max(im.height for im in images) + GAP
     rows = -(-len(images) // columns)
     sheet = Image.new("RGB", (width * min(columns, len(images)), height * rows), "white")
     for n, im in enumerate(images):
