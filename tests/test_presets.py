@@ -54,6 +54,6 @@ def test_every_preset_finds_a_target_in_every_condition(composed, preset, condit
     video = VideoConfig(**cfg.video)
     start = start_window(cfg.experiment.window, video)
     exp = experiment_of(cfg.experiment, "preview", "cpu")
-    target = find_target(exp, start, 2.0, resolution=cfg.zoom.search_resolution)  # the app's own
+    target = find_target(exp, start, 1.5, resolution=cfg.zoom.search_resolution)  # the app's own
     (x0, x1), (y0, y1) = start.x_bounds, start.y_bounds
     assert x0 <= target.point[0] <= x1 and y0 <= target.point[1] <= y1

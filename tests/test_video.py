@@ -192,8 +192,11 @@ def test_reencode_killed_mid_way_keeps_the_old_video(tmp_path, frames, sig):
     """Ctrl-C (SIGINT to the process group, as a terminal sends it, ffmpeg included) and
     kill -9 of the group during a real re-encode."""
     path, before = old_video(tmp_path, frames)
+    # A shell without job control starts background jobs with SIGINT ignored, and Python keeps
+    # it so (CI runs that way): give the child the default disposition, as a terminal would.
     proc = subprocess.Popen([sys.executable, "-c", CHILD, str(path), "3"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, start_new_session=True)
+                            stderr=subprocess.PIPE, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert proc.stdout.readline() == b"written\n", proc.stderr.read()
     os.killpg(proc.pid, sig)
     assert proc.wait(timeout=60) != 0
