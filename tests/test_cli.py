@@ -27,7 +27,7 @@ EXPECTED = {
     ("experiment", "paraminit"): {"experiment.phase_space": "paraminit_vs_lr",
                                   "experiment.window.y": [-3.0, 3.0]},
     ("zoom", "auto"): {"zoom.target": None, "zoom.depth": 4.0},
-    ("zoom", "manual"): {"zoom.target": [2.0, 1.0], "zoom.depth": 4.0},
+    ("zoom", "manual"): {"zoom.target": [1.0149477, 2.3419544], "zoom.depth": 4.0},
     ("color", "spectral"): {"color.cmap": "Spectral", "color.supersample": 1},
     ("color", "fire_ice"): {"color.cmap": "fire_ice", "color.supersample": 2},
     ("color", "rdbu"): {"color.cmap": "RdBu"},
