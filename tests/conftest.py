@@ -142,3 +142,11 @@ def matches_reference(exp, window, fast):
 def _torch_readouts(exp, gx, gy) -> np.ndarray:
     lrs, offsets = exp.hparams(torch.from_numpy(np.ravel(gx)), torch.from_numpy(np.ravel(gy)))
     return engine.train_chunk(exp, exp.problem(), lrs, offsets, compact=False, backend="torch").numpy()
+
+
+def pytest_collection_modifyitems(items):
+    """A test that runs an app as a subprocess pays Python's, torch's and Hydra's start-up
+    (3-4 s) each time: it is slow, so `pytest -m "not slow"` stays a quick loop."""
+    for item in items:
+        if "run_app" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)

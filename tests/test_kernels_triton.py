@@ -87,6 +87,7 @@ def scores(tmp_path_factory):
     return {name: (kernel[name], *expected[name]) for name in CASES}
 
 
+@pytest.mark.slow  # the Triton interpreter
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_kernel_matches_reference_and_torch_path(scores, case):
     fast, slow, torch_path = scores[case]

@@ -36,6 +36,7 @@ def uninterrupted(tmp_path_factory):
     return run_dir
 
 
+@pytest.mark.slow  # runs the app
 def test_killed_render_resumes_and_recomputes_only_missing_frames(tmp_path, uninterrupted):
     cmd = [sys.executable, "-m", "zoomer", f"hydra.run.dir={tmp_path}", *EXACT, *SLOWER]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -57,6 +58,7 @@ def test_killed_render_resumes_and_recomputes_only_missing_frames(tmp_path, unin
     assert probe(tmp_path / "zoom.mp4").n_frames == 8
 
 
+@pytest.mark.slow  # runs the app
 @pytest.mark.parametrize("launcher", ["submitit_local", "joblib"])
 def test_sharded_render_on_real_launchers_matches_unsharded(tmp_path, uninterrupted, launcher):
     store = tmp_path / "store"
@@ -69,6 +71,7 @@ def test_sharded_render_on_real_launchers_matches_unsharded(tmp_path, uninterrup
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow  # runs the app
 def test_assemble_names_missing_frames(tmp_path):
     store = tmp_path / "store"
     run_app(tmp_path / "s0", *EXACT, "render.num_shards=2", "render.shard=0", f"render.store_dir={store}")
@@ -76,6 +79,7 @@ def test_assemble_names_missing_frames(tmp_path):
     assert proc.returncode == 2 and "4 of 8 frames are missing" in proc.stderr and "1, 3, 5, 7" in proc.stderr
 
 
+@pytest.mark.slow  # runs the app
 def test_recolouring_reuses_stored_scores_without_the_engine(tmp_path, uninterrupted, monkeypatch):
     run_dir = tmp_path / "recolour"
     run_dir.mkdir()
@@ -93,6 +97,7 @@ def test_recolouring_reuses_stored_scores_without_the_engine(tmp_path, uninterru
     assert probe(run_dir / "zoom.mp4").n_frames == 8
 
 
+@pytest.mark.slow  # runs the app
 def test_a_store_from_another_config_is_refused(tmp_path, uninterrupted):
     run_dir = tmp_path / "other"
     run_dir.mkdir()
@@ -102,6 +107,7 @@ def test_a_store_from_another_config_is_refused(tmp_path, uninterrupted):
     assert "different render" in proc.stderr and "experiment.steps" in proc.stderr
 
 
+@pytest.mark.slow  # runs the app
 def test_unwritable_output_fails_before_compute(tmp_path):
     blocked = tmp_path / "file"
     blocked.write_text("not a directory")
@@ -109,6 +115,7 @@ def test_unwritable_output_fails_before_compute(tmp_path):
     assert proc.returncode == 2 and "cannot write to the output directory" in proc.stderr
 
 
+@pytest.mark.slow  # runs the app
 def test_missing_ffmpeg_fails_clearly_before_compute(tmp_path):
     env_cmd = [sys.executable, "-m", "zoomer", f"hydra.run.dir={tmp_path}", *EXACT]
     proc = subprocess.run(env_cmd, capture_output=True, text=True,
@@ -117,6 +124,7 @@ def test_missing_ffmpeg_fails_clearly_before_compute(tmp_path):
     assert not list(tmp_path.glob("frames/*.npy"))
 
 
+@pytest.mark.slow  # runs the app
 def test_target_sweep_writes_a_sheet_and_a_ranking(tmp_path):
     run_app(tmp_path, "candidates.seeds=2", "candidates.depth=1.0", "candidates.thumb=16",
             "candidates.search_resolution=12", "experiment.steps=20", "engine.precision=float32",

@@ -187,6 +187,7 @@ with VideoWriter(sys.argv[1], VideoConfig(width=64, height=36, fps=10, preset="u
 """
 
 
+@pytest.mark.slow  # a real child process and ffmpeg
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
 def test_reencode_killed_mid_way_keeps_the_old_video(tmp_path, frames, sig):
     """Ctrl-C (SIGINT to the process group, as a terminal sends it, ffmpeg included) and
@@ -211,6 +212,7 @@ def test_reencode_killed_mid_way_keeps_the_old_video(tmp_path, frames, sig):
         assert [p.name for p in tmp_path.iterdir()] == ["zoom.mp4"]
 
 
+@pytest.mark.slow  # a real child process and ffmpeg
 def test_reencode_on_a_full_disk_keeps_the_old_video(tmp_path, frames):
     """A disk that fills up part-way, as a file-size limit (RLIMIT_FSIZE) on the writer and
     its ffmpeg: the write fails, the old video stays, the partial file goes."""
