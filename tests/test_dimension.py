@@ -184,7 +184,7 @@ def compose_dimension():
 
 
 # Small enough for a CPU: 48 px fits two box sizes (2 and 4 px), so each level's estimate
-# is one local slope; levels a decade apart about the most complex of 8 candidate targets.
+# is one local slope; levels a decade apart about the most structured of 8 candidate targets.
 # Depth differs by condition because their boundaries turn fractal at different depths
 # (docs/dimension.md): the tanh-family conditions within one or two decades of their
 # default windows (measured 1.58-1.79 at 4 levels), single_datapoint only two to three

@@ -64,7 +64,7 @@ class StudyConfig:
     `target` is where the zoom centres: "auto" (a boundary point that zoomer.target finds
     and follows to the zoom's depth), [x, y] in axis units, or null (the centre of the
     experiment's window). `seed` and `search_resolution` steer that search (zoomer-dimension
-    runs `candidates` of them and measures the most complex); the experiment's own seed
+    runs `candidates` of them and measures the one with the most structure); the experiment's own seed
     (experiment.seed) draws its data and initial weights.
     """
 
