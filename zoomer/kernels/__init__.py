@@ -3,7 +3,7 @@
 A kernel module exposes
     supports(exp, device, dtype) -> bool    whether it can train this experiment there
     train(exp, prob, lrs, offsets) -> Tensor  readouts (B,), exactly as the torch path
-and `find` picks one. The torch path in engine.py is the fallback for everything else.
+and `find` picks one. The torch path (zoomer.training) is the fallback for everything else.
 
 backend="auto" trusts a kernel only once it has proved itself in this process: the first
 time it would train an experiment on a device in a dtype, it trains a small probe grid that
@@ -19,6 +19,9 @@ import warnings
 
 import numpy as np
 import torch
+
+from ..training import train_torch
+from ..window import Window
 
 BACKENDS = ("auto", "torch", "triton", "cpu")
 # Tried in this order by backend="auto"; each entry is a module name in this package.
@@ -74,14 +77,11 @@ def trusted(name: str, train, exp, device, dtype) -> bool:
 
 def _probe(train, exp, device, dtype):
     """None if `train` matches the torch path on the probe grid, else the reason it does not."""
-    from ..engine import train_chunk
-    from ..window import Window
-
     x, y = Window.from_bounds(*PROBE_WINDOW).grid((PROBE_SIZE, PROBE_SIZE))
     lrs, offsets = exp.hparams(torch.from_numpy(np.ravel(x)), torch.from_numpy(np.ravel(y)))
     prob = exp.problem().to(device, dtype)
     lrs, offsets = lrs.to(device, dtype), offsets.to(device, dtype)
-    expected = train_chunk(exp, prob, lrs, offsets, backend="torch").to("cpu", torch.float64).numpy()
+    expected = train_torch(exp, prob, lrs, offsets).to("cpu", torch.float64).numpy()
     try:
         got = train(exp, prob, lrs, offsets).to("cpu", torch.float64).numpy()
     except Exception as err:  # noqa: BLE001  any failure means: do not trust it

@@ -11,7 +11,7 @@
  * The shape is fixed at compile time (-D REAL_BITS=64|32 WIDTH TARGET_DIM DEPTH, and ROWS:
  * data rows per block of the pass) so that every loop below has constant bounds and
  * unrolls. zoomer/kernels/cpu.py builds and loads one library per shape; the maths mirrors
- * zoomer.engine.Net.
+ * zoomer.net.Net.
  */
 #include <stdint.h>
 #include <stdlib.h>

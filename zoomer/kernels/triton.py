@@ -94,7 +94,7 @@ def train(exp: Experiment, prob: Problem, lrs: torch.Tensor, offsets: torch.Tens
     n, w = X.shape
     runs = lrs.shape[0]
     scale = Net.of(exp).scale
-    # The same constants, computed the same way, as engine.Net (rounded once to dtype).
+    # The same constants, computed the same way, as net.Net (rounded once to dtype).
     gain = scale[0] * (1.0 if exp.nonlinearity == "identity" else math.sqrt(2))
     out_scale = scale[1] ** 2
     rows_per_step = n if prob.batches is None else prob.batches.shape[1]
