@@ -5,11 +5,11 @@ import math
 import numpy as np
 
 from zoomer import Experiment
-from zoomer.color import ColorConfig, Reference, color_frame
+from zoomer.color import Reference, color_frame
+from zoomer.config import ColorConfig, VideoConfig
 from zoomer.compose import keyframe_frames
 from zoomer.plan import Plan
 from zoomer.target import Target
-from zoomer.video import VideoConfig
 from zoomer.window import Window, zoom_path
 
 VIDEO = VideoConfig(width=72, height=40, fps=24, duration_s=1.0, overlay=False)
@@ -90,3 +90,30 @@ def test_every_frame_shows_its_own_window():
         wrong = (drawn != direct) & ~near_edge & ~centre
         assert not wrong.any(), f"frame {n}: {wrong.sum()} pixels of the wrong class"
         assert (direct & ~near_edge).any() and (~direct & ~near_edge).any()
+
+
+def test_each_doubling_fades_from_the_outer_keyframe_to_the_inner():
+    """Keyframes made to disagree (every odd one's classes flipped) show which one a frame
+    is drawn from: just past doubling k its middle is keyframe k, just before doubling k+1
+    it is keyframe k+1, faded in between (a reversed fade jumps at every doubling)."""
+    plan, load = keyframe_plan(spiral)
+    frames = drawn_frames(plan, lambda k: load(k) * (-1) ** k)
+    colours = color_frame(np.array([[-3.0, 3.0]]), Reference.from_scores(np.array([-3.0, 3.0])), ColorConfig())[0]
+    h, w = VIDEO.height, VIDEO.width
+    rows, cols = np.mgrid[:h, :w]
+    middle = (np.abs(rows - (h - 1) / 2) < h / 8) & (np.abs(cols - (w - 1) / 2) < w / 8)
+    middle &= np.hypot(rows - (h - 1) / 2, cols - (w - 1) / 2) >= 4  # the spiral's centre is finer than a pixel
+    start, checked = plan.frame_windows[0], 0
+    for frame, window in zip(frames, plan.frame_windows):
+        level = math.log2(start.width / window.width)
+        k, fade = math.floor(level), level - math.floor(level)
+        if k + 1 >= len(plan.windows) or 0.2 <= fade <= 0.8:
+            continue
+        shown = k if fade < 0.2 else k + 1
+        xs, ys = window.axes((h, w))
+        expected = spiral(*np.meshgrid(xs, ys))[::-1] * (-1) ** shown > 0
+        distance = np.stack([np.abs(frame.astype(int) - c).sum(-1) for c in colours])
+        agree = np.mean(((distance[1] < distance[0]) == expected)[middle])
+        assert agree > 0.8, f"level {level:.2f}: the middle is keyframe {shown} on only {agree:.0%} of pixels"
+        checked += 1
+    assert checked >= 4
