@@ -25,7 +25,7 @@ BOUNDARY_TARGET = (5.0, 1.6)
 # Small enough for a 2-core CI machine: a few frames of a few pixels, few steps.
 TINY = (
     "video.width=32", "video.height=18", "video.fps=4", "video.duration_s=1.5", "experiment.steps=20",
-    "zoom=manual", f"zoom.target=[{BOUNDARY_TARGET[0]},{BOUNDARY_TARGET[1]}]", "zoom.depth=1.0",
+    "zoom=manual", f"zoom.target=[{BOUNDARY_TARGET[0]},{BOUNDARY_TARGET[1]}]", "zoom.decades=1.0",
     "engine.precision=float32",
 )
 
@@ -72,7 +72,10 @@ def launch_app(run_dir, *overrides, module="zoomer", script=None, check=True):
     The app is `python -m module`, or the installed console script when `script` is named."""
     flags = [o for o in overrides if o.startswith("-")]  # e.g. -m: Hydra wants flags first
     app = [str(Path(sys.executable).parent / script)] if script else [sys.executable, "-m", module]
-    cmd = [*app, *flags, f"hydra.run.dir={run_dir}", *(o for o in overrides if not o.startswith("-"))]
+    dirs = [f"hydra.run.dir={run_dir}"]
+    if not any(o.startswith("hydra.sweep.dir=") for o in overrides):  # zoomer-targets is always a multirun
+        dirs.append(f"hydra.sweep.dir={run_dir}")
+    cmd = [*app, *flags, *dirs, *(o for o in overrides if not o.startswith("-"))]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     if check:
@@ -97,7 +100,6 @@ def agreement(a, b):
 @pytest.fixture(scope="session")
 def compose_config():
     """Compose an app's config (config, still, ...) through the installed zoomer.conf."""
-    import zoomer.cli  # noqa: F401  registers the zoomer schema
     from zoomer.config import register_configs
 
     register_configs()

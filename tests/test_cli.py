@@ -6,10 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
 
 from zoomer import Experiment
 from zoomer.video import moov_before_mdat, probe
-from omegaconf import OmegaConf
 
 CONF = Path(str(files("zoomer.conf")))
 GROUPS = {g: sorted(p.stem for p in (CONF / g).glob("*.yaml")) for g in ("experiment", "zoom", "color", "video")}
@@ -26,8 +27,8 @@ EXPECTED = {
     ("experiment", "single_datapoint"): {"experiment.n_data": 1, "experiment.window.x": [-4.0, 4.0]},
     ("experiment", "paraminit"): {"experiment.phase_space": "paraminit_vs_lr",
                                   "experiment.window.y": [-3.0, 3.0]},
-    ("zoom", "auto"): {"zoom.target": None, "zoom.depth": 4.0},
-    ("zoom", "manual"): {"zoom.target": [1.0149477, 2.3419544], "zoom.depth": 4.0},
+    ("zoom", "auto"): {"zoom.target": "auto", "zoom.decades": 4.0},
+    ("zoom", "manual"): {"zoom.target": [1.0149477, 2.3419544], "zoom.decades": 4.0},
     ("color", "spectral"): {"color.cmap": "Spectral", "color.supersample": 1},
     ("color", "fire_ice"): {"color.cmap": "fire_ice", "color.supersample": 2},
     ("color", "rdbu"): {"color.cmap": "RdBu"},
@@ -76,6 +77,10 @@ def test_paper_conditions_are_all_there():
         ("engine.precision=float16", "engine.precision"),
         ("video.width=33", "video.width"),
         ("zoom.ease=0.9", "zoom.ease"),
+        ("zoom.target=null", "zoom.target"),
+        ("search.resolution=4", "search.resolution"),
+        ("render.frames=some", "render.frames"),
+        ("quality=best", "quality"),
         ("experiment=sigmoid", "experiment"),
         ("color.cmap=rainbow", "color.cmap"),
         ("video.nope=1", "nope"),
@@ -89,7 +94,7 @@ def test_bad_override_fails_fast_naming_the_key(tmp_path, run_app, override, key
 
 
 def test_too_deep_a_zoom_is_refused_before_compute(tmp_path, run_app, tiny):
-    proc = run_app(tmp_path, *tiny, "zoom.depth=18", check=False)
+    proc = run_app(tmp_path, *tiny, "zoom.decades=18", check=False)
     assert proc.returncode == 2 and "too deep for float64" in proc.stderr
 
 
@@ -138,10 +143,10 @@ def test_manual_target_and_final_width(tmp_path, run_app, tiny, boundary_target)
 
 @pytest.mark.slow
 def test_automatic_target_search_end_to_end(tmp_path, run_app, tiny):
-    run_app(tmp_path, *tiny, "zoom=auto", "zoom.target=null", "zoom.search_resolution=12", "zoom.seed=1",
-            "zoom.depth=2.0", "video.width=48", "video.height=28", "video.duration_s=3")
+    run_app(tmp_path, *tiny, "zoom.target=auto", "search.resolution=12", "search.seed=1",
+            "zoom.decades=2.0", "video.width=48", "video.height=28", "video.duration_s=3")
     meta = json.loads((tmp_path / "metadata.json").read_text())
-    assert meta["config"]["zoom"]["target"] is None and len(meta["target"]["point"]) == 2
+    assert meta["config"]["zoom"]["target"] == "auto" and len(meta["target"]["point"]) == 2
     assert json.loads((tmp_path / "frames" / "target.json").read_text())["point"] == meta["target"]["point"]
     assert frames_without_both_classes_in_the_central_fifth(tmp_path, meta) == []
 
@@ -157,22 +162,16 @@ def frames_without_both_classes_in_the_central_fifth(run_dir, meta) -> list:
     from zoomer.store import FrameStore
     from zoomer.target import Target
 
-    cfg = OmegaConf.create(meta["config"])
+    from zoomer.config import ZoomerConfig
+
+    cfg = OmegaConf.merge(OmegaConf.structured(ZoomerConfig), meta["config"])
+    app = OmegaConf.to_object(cfg)
     exp = Experiment.from_config(cfg.experiment)
-    from zoomer.color import ColorConfig
-    from zoomer.config import RenderConfig, ZoomConfig
-    from zoomer.video import VideoConfig
-
-    def typed(cls, node):
-        return cls(**OmegaConf.to_container(node))
-
-    video = typed(VideoConfig, cfg.video)
-    start = planning.start_window(cfg.experiment.window, video)
+    start = planning.start_window(app.experiment.window.to_window(), app.video)
     store = FrameStore(run_dir / "frames", fingerprint(cfg, exp, start))
-    lay = planning.layout(start, typed(ZoomConfig, cfg.zoom), typed(RenderConfig, cfg.render), video,
-                          typed(ColorConfig, cfg.color), torch.device("cpu"))
+    lay = planning.layout(start, app.zoom, app.render, app.video, app.color, torch.device("cpu"))
     target = Target(tuple(meta["target"]["point"]), (), meta["target"]["depth"])
-    plan = planning.make_plan(lay, target, video, cfg.zoom.ease)
+    plan = planning.make_plan(lay, target, app.video, app.zoom.ease)
     keyframes = [store.load(frame_key(store, w, plan.size)) for w in plan.windows]
     bad = []
     for n, frame in enumerate(plan.frame_windows):
@@ -182,3 +181,37 @@ def frames_without_both_classes_in_the_central_fifth(run_dir, meta) -> list:
         if not ((centre < 0).any() and (centre > 0).any()):
             bad.append(n)
     return bad
+
+
+APPS = ["config", "still", "dimension", "targets"]  # zoomer, zoomer-still, zoomer-dimension, zoomer-targets
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_every_app_speaks_one_vocabulary(compose_config, app):
+    """The shared nodes are the same schema in every app, and no app keeps an old name."""
+    from zoomer.config import EngineConfig, ExperimentConfig, Quality, SearchConfig
+
+    cfg = compose_config(app)
+    built = OmegaConf.to_object(cfg)
+    assert isinstance(built.engine, EngineConfig) and isinstance(built.search, SearchConfig)
+    assert isinstance(built.experiment, ExperimentConfig) and built.quality is Quality.auto
+    assert not set(cfg) & {"precision", "device", "steps", "seed", "search_resolution", "candidates", "depth"}
+    assert "depth" not in cfg.get("zoom", {})  # decades of zoom are `decades`; depth is the net's layers
+
+
+@pytest.mark.parametrize("app", APPS)
+@pytest.mark.parametrize("override, words", [
+    ("engine.precision=float16", ("engine.precision", "float64, float32, auto")),
+    ("quality=best", ("quality", "auto, preview, paper")),
+])
+def test_a_choice_outside_its_enum_is_refused_by_every_app_while_composing(compose_config, app, override, words):
+    with pytest.raises(ConfigCompositionException) as refused:
+        compose_config(app, override)
+    message = f"{refused.value} {refused.value.__cause__}"
+    assert all(word in message for word in words), message
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_a_range_is_refused_by_every_app_as_its_config_becomes_objects(compose_config, app):
+    with pytest.raises(ValueError, match=r"search\.resolution=4 must be an integer >= 8"):
+        OmegaConf.to_object(compose_config(app, "search.resolution=4"))

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from zoomer.color import (COLORMAPS, ColorConfig, Reference, color_frame, colorize, lookup_table,
+from zoomer.config import COLORMAPS, ColorConfig
+from zoomer.color import (Reference, color_frame, colorize, lookup_table,
                           normalize, smooth_references, supersample_colors)
 
 CONF = Path(str(files("zoomer.conf"))) / "color"
@@ -166,23 +167,23 @@ def test_smoothing_steadies_references_and_colours():
 
 
 def test_config_validation_names_the_field():
-    ColorConfig().validate()
+    ColorConfig()
     with pytest.raises(ValueError, match=r"color\.cmap='jet'.*Spectral"):
-        ColorConfig(cmap="jet").validate()
+        ColorConfig(cmap="jet")
     with pytest.raises(ValueError, match=r"color\.probe_cmap"):
-        ColorConfig(probe_cmap="nope").validate()
+        ColorConfig(probe_cmap="nope")
     with pytest.raises(ValueError, match=r"color\.supersample=0"):
-        ColorConfig(supersample=0).validate()
+        ColorConfig(supersample=0)
     with pytest.raises(ValueError, match=r"color\.smoothing_frames"):
-        ColorConfig(smoothing_frames=-1.0).validate()
+        ColorConfig(smoothing_frames=-1.0)
     with pytest.raises(ValueError, match=r"color\.n_quantiles"):
-        ColorConfig(n_quantiles=1).validate()
+        ColorConfig(n_quantiles=1)
 
 
 @pytest.mark.parametrize("path", sorted(CONF.glob("*.yaml")), ids=lambda p: p.stem)
 def test_color_yaml_matches_schema(path):
     merged = OmegaConf.merge(OmegaConf.structured(ColorConfig), OmegaConf.load(path))
-    ColorConfig(**OmegaConf.to_container(merged)).validate()
+    OmegaConf.to_object(merged)
 
 
 def test_default_color_yaml_exists():

@@ -2,27 +2,20 @@
 end to end."""
 import json
 import math
-import subprocess
-import sys
-from importlib.resources import files
-from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.errors import MissingConfigException
+from hydra.errors import ConfigCompositionException, MissingConfigException
 from omegaconf import OmegaConf
 from PIL import Image, ImageDraw
 
 import zoomer
-from conftest import VERSION_BASE
 from zoomer import dimension_table
 from zoomer.boundary import edges
 from zoomer.dimension import (box_counts, box_dimension, boundary_dimension, fit_range, median_dimension,
                               paper_box_sizes, paper_boxcount, paper_dimension, straddling_boxes)
 from zoomer.dimension_cli import measure
 
-CONF = str(files("zoomer.conf"))
 CONDITIONS = ("tanh", "relu", "identity", "minibatch", "single_datapoint", "paraminit")
 
 
@@ -176,11 +169,10 @@ def test_paper_slopes_are_local_and_pooled_by_the_median():
 
 
 # ---- the app ------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def compose_dimension():
-    """compose(overrides) -> DimensionConfig."""
-    with initialize_config_dir(config_dir=CONF, version_base=VERSION_BASE):
-        yield lambda *overrides: OmegaConf.to_object(compose("dimension", overrides=list(overrides)))
+@pytest.fixture
+def compose_dimension(compose_config):
+    """compose(overrides) -> DimensionConfig, as the app builds it."""
+    return lambda *overrides: OmegaConf.to_object(compose_config("dimension", *overrides))
 
 
 # Small enough for a CPU: 48 px fits two box sizes (2 and 4 px), so each level's estimate
@@ -190,7 +182,8 @@ def compose_dimension():
 # default windows (measured 1.58-1.79 at 4 levels), single_datapoint only two to three
 # decades down (its first two levels read 0.89-1.05). It and identity cost a twentieth as
 # much per run and go to 6 levels (1.10-1.40 over six seeds).
-SMALL = ("size=48", "steps=100", "zoom_factor=10", "precision=float32", "search_resolution=16", "candidates=8")
+SMALL = ("size=48", "experiment.steps=100", "zoom_factor=10", "engine.precision=float32", "search.resolution=16",
+         "search.candidates=8")
 LEVELS = {"identity": 6, "single_datapoint": 6}
 
 
@@ -213,16 +206,19 @@ def test_dimension_of_each_condition(compose_dimension, experiment, tmp_path):
 
 
 @pytest.mark.parametrize("override, setting", [
-    ("levels=0", "levels"), ("zoom_factor=1", "zoom_factor"), ("size=16", "size"), ("candidates=0", "candidates"),
-    ("precision=float16", "precision"), ("target=[1]", "target"), ("experiment.steps=5", "steps"),
-    ("search_resolution=4", "search_resolution"), ("levels=1", "target=auto"),
-    ("method=fractal", "method='fractal' must be one of boxcount, paper"), ("window.x=[1,2]", "window.y"),
-    ("outer_width=0", "outer_width"), ("window.x=[2,1]", "window.x"),
+    ("levels=0", "levels"), ("zoom_factor=1", "zoom_factor"), ("size=16", "size"),
+    ("search.candidates=0", "search.candidates"), ("engine.precision=float16", "engine.precision"),
+    ("target=[1]", "target"), ("target=null", "target"), ("experiment.steps=5", "steps"),
+    ("search.resolution=4", "search.resolution"), ("levels=1", "target=auto"),
+    ("method=fractal", "method"), ("window.x=[1,2]", "window.y"),
+    ("outer_width=0", "outer_width"), ("window.x=[2,1]", "window.x"), ("engine.device=tpu", "engine.device"),
 ])
 def test_bad_settings_fail_before_compute_naming_the_setting(compose_dimension, override, setting, tmp_path,
                                                              monkeypatch):
+    """Ranges fail as the config becomes objects, choices (Enums) as Hydra composes it, the
+    device as the study resolves it: each before any run trains."""
     monkeypatch.setattr(zoomer.engine, "train_grid", lambda *a, **k: pytest.fail("trained"))
-    with pytest.raises(ValueError, match=setting):
+    with pytest.raises((ValueError, ConfigCompositionException), match=setting):
         measure(compose_dimension(override), tmp_path)
 
 
@@ -232,17 +228,19 @@ def test_unknown_experiment_is_refused_by_hydra(compose_dimension):
 
 
 @pytest.mark.slow  # a process of its own: Hydra and torch start up
-def test_console_entry_writes_into_the_run_dir(tmp_path):
-    run = [str(Path(sys.executable).parent / "zoomer-dimension"), "experiment=identity", "target=null",
-           "size=32", "levels=1", "steps=20", "precision=float32", f"hydra.run.dir={tmp_path}"]
-    done = subprocess.run(run, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert json.loads((tmp_path / "dimension.json").read_text())["levels"][0]["magnification"] == 1
+def test_a_multirun_writes_each_result_and_the_table(tmp_path, run_app):
+    run_app(tmp_path, "-m", "experiment=single_datapoint,identity", "target=center", "size=32", "levels=1",
+            "experiment.steps=20", "engine.precision=float32", script="zoomer-dimension")
+    results = sorted(tmp_path.glob("*/dimension.json"))
+    assert len(results) == 2 and json.loads(results[0].read_text())["levels"][0]["magnification"] == 1
+    rows = (tmp_path / "dimensions.md").read_text().splitlines()  # the DimensionTable callback's
+    assert [row.split(" | ")[0] for row in rows[2:]] == ["| identity", "| single_datapoint"]
 
 
 def test_paper_method_zooms_out_of_a_given_window_by_twos(compose_dimension, tmp_path):
     cfg = compose_dimension("method=paper", "experiment=identity", "window.x=[0.5,0.6]", "window.y=[1.0,1.1]",
-                            "size=32", "steps=20", "precision=float32", "frames=false", "outer_width=6")
+                            "size=32", "experiment.steps=20", "engine.precision=float32", "frames=false",
+                            "outer_width=6")
     result = measure(cfg, tmp_path)
     widths = [level["window"]["x"][1] - level["window"]["x"][0] for level in result["levels"]]
     assert widths[-1] == pytest.approx(0.1) and np.allclose(np.diff(np.log2(widths)), -1)
@@ -261,7 +259,7 @@ def test_table_collects_a_multirun(tmp_path):
         (tmp_path / str(i)).mkdir()
         result = {"experiment": name, "median_dimension": d, "experiment_settings": {"steps": 20},
                   "levels": [{"dimension": d, "coherence": 0.9}, {"dimension": None, "coherence": 0.02}],
-                  "config": {"size": 32, "zoom_factor": 10.0, "precision": "float32"}}
+                  "config": {"size": 32, "zoom_factor": 10.0, "engine": {"precision": "float32"}}}
         (tmp_path / str(i) / "dimension.json").write_text(json.dumps(result))
     rows = dimension_table.table(tmp_path).splitlines()
     assert rows[2].startswith("| tanh | boxcount | 1.300 | 1.30, - | 1 | 1.300 | 32 | 20 | 10^0..1 |")

@@ -40,7 +40,7 @@ def test_a_manual_target_off_the_boundary_suggests_the_nearest_boundary_point(tm
     proc = run_app(tmp_path, *TINY, "zoom.target=[-1.5,-2.5]", check=False)
     line = refused(proc, "not on the boundary", "nearest boundary point is about zoom.target=[")
     suggested = line.split("zoom.target=[")[-1].split("]")[0]
-    again = run_app(tmp_path / "again", *TINY, f"zoom.target=[{suggested}]", "zoom.depth=0.5", check=False)
+    again = run_app(tmp_path / "again", *TINY, f"zoom.target=[{suggested}]", "zoom.decades=0.5", check=False)
     assert again.returncode in (0, 2) and "Traceback" not in again.stderr
     assert no_runs_trained(tmp_path)
 
@@ -56,8 +56,8 @@ def test_a_device_this_machine_lacks_is_one_line(tmp_path, run_app, device):
 
 
 def test_a_depth_too_deep_for_an_automatic_target_is_refused_before_the_search(tmp_path, run_app):
-    proc = run_app(tmp_path, *TINY, "zoom=auto", "zoom.target=null", "zoom.depth=20", check=False)
-    refused(proc, "zoom.depth=20", "too deep for float64")
+    proc = run_app(tmp_path, *TINY, "zoom.target=auto", "zoom.decades=20", check=False)
+    refused(proc, "zoom.decades=20", "too deep for float64")
     assert no_runs_trained(tmp_path)
 
 
@@ -102,7 +102,7 @@ def interrupt_when(tmp_path, overrides, marker: str):
 def test_ctrl_c_at_any_stage_exits_130_and_says_what_is_safe(tmp_path, stage, marker, safe):
     overrides = [*TINY, "video.width=96", "video.height=54"]
     if stage == "search":  # a long search: big levels of long runs
-        overrides += ["experiment.steps=400", "zoom=auto", "zoom.target=null", "zoom.search_resolution=48"]
+        overrides += ["experiment.steps=400", "zoom.target=auto", "search.resolution=48"]
     else:  # frames of a few seconds each at TINY's boundary point
         overrides += ["render.frames=exact", "render.guess=1", "video.duration_s=3"]
     code, err = interrupt_when(tmp_path, overrides, marker)

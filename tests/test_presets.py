@@ -9,10 +9,9 @@ from hydra import compose, initialize_config_module
 
 from conftest import VERSION_BASE
 from zoomer.config import register_configs
-from zoomer.plan import condition_window, start_window
+from zoomer.plan import start_window
 from zoomer.quality import experiment_of
-from zoomer.target import find_target
-from zoomer.video import VideoConfig
+from zoomer.target import search_target
 
 CONF = Path(str(files("zoomer.conf")))
 PRESETS = sorted(p.stem for p in (CONF / "video").glob("*.yaml"))
@@ -38,8 +37,9 @@ def composed():
 @pytest.mark.parametrize("preset", PRESETS)
 def test_the_start_window_lies_inside_the_condition_window(composed, preset):
     cfg = composed(f"video={preset}")
-    video = VideoConfig(**cfg.video)
-    start, condition = start_window(cfg.experiment.window, video), condition_window(cfg.experiment.window)
+    app = OmegaConf.to_object(cfg)
+    condition = app.experiment.window.to_window()
+    video, start = app.video, start_window(condition, app.video)
     assert start.width / start.height == pytest.approx(video.width / video.height)
     assert condition.x_bounds[0] <= start.x_bounds[0] and start.x_bounds[1] <= condition.x_bounds[1]
     assert condition.y_bounds[0] <= start.y_bounds[0] and start.y_bounds[1] <= condition.y_bounds[1]
@@ -51,9 +51,9 @@ def test_the_start_window_lies_inside_the_condition_window(composed, preset):
 @pytest.mark.parametrize("preset", one_preset_per_shape())
 def test_every_preset_finds_a_target_in_every_condition(composed, preset, condition):
     cfg = composed(f"video={preset}", f"experiment={condition}")
-    video = VideoConfig(**cfg.video)
-    start = start_window(cfg.experiment.window, video)
-    exp = experiment_of(cfg.experiment, "preview", "cpu")
-    target = find_target(exp, start, 1.5, resolution=cfg.zoom.search_resolution)  # the app's own
+    app = OmegaConf.to_object(cfg)
+    start = start_window(app.experiment.window.to_window(), app.video)
+    exp = experiment_of(app.experiment, "preview", "cpu")
+    target, _ = search_target(exp, start, 1.5, app.search)  # the app's own search
     (x0, x1), (y0, y1) = start.x_bounds, start.y_bounds
     assert x0 <= target.point[0] <= x1 and y0 <= target.point[1] <= y1

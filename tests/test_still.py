@@ -7,12 +7,13 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 import zoomer
-from zoomer.color import ColorConfig, Reference, color_frame
+from zoomer.color import Reference, color_frame
+from zoomer.config import ColorConfig
 from zoomer.figure import edge_ticks, still_figure
 from zoomer.still_cli import render_still
 from zoomer.window import Window
 
-SMALL = ("experiment=single_datapoint", "size=24", "steps=20", "precision=float32")
+SMALL = ("experiment=single_datapoint", "size=24", "experiment.steps=20", "engine.precision=float32")
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from hydra import compose, initialize_config_module
 
 from conftest import VERSION_BASE, TINY, launch_app as run_app
@@ -126,14 +127,17 @@ def test_missing_ffmpeg_fails_clearly_before_compute(tmp_path):
 
 @pytest.mark.slow  # runs the app
 def test_target_sweep_writes_a_sheet_and_a_ranking(tmp_path):
-    run_app(tmp_path, "candidates.seeds=2", "candidates.depth=1.0", "candidates.thumb=16",
-            "candidates.search_resolution=12", "experiment.steps=20", "engine.precision=float32",
-            module="zoomer.sweep")
+    """zoomer-targets is a multirun, one job per search.seed; its callback ranks them."""
+    run_app(tmp_path, "search.seed=3,5", "decades=1.0", "thumb=16", "search.resolution=12", "experiment.steps=20",
+            "engine.precision=float32", module="zoomer.sweep")
+    assert len(list(tmp_path.glob("*_tanh_seed*/candidate.json"))) == 2  # the jobs, in the sweep directory
     ranking = json.loads((tmp_path / "targets.json").read_text())
-    assert [r["seed"] for r in ranking if r["found"]] and (tmp_path / "contact_sheet.png").exists()
     found = [r for r in ranking if r["found"]]
-    assert len(found) == 2 and found[0]["rank"] == 1 and "zoom.target=" in found[0]["override"]
+    assert sorted(r["seed"] for r in found) == [3, 5] and found[0]["rank"] == 1
     assert found[0]["rank_score"] >= found[1]["rank_score"]  # Target.rank_score, as every search ranks
+    assert found[0]["override"].startswith(f"experiment=tanh zoom=manual zoom.target=[{found[0]['point'][0]!r},")
+    sheet = Image.open(tmp_path / "contact_sheet.png")
+    assert sheet.width > 2 * 16 and sheet.height > 16  # two thumbnails and their captions
 
 
 # Stored frames are checked against the checksum written with them.

@@ -9,7 +9,8 @@ import pytest
 
 import zoomer
 from zoomer.boundary import coherence, least_coherence, orientation_spread, speckle, structure, structure_map
-from zoomer.target import NoTargetError, find_structured_target, find_target
+from zoomer.config import SearchConfig
+from zoomer.target import NoTargetError, find_target, search_target
 from zoomer.window import zoom_path
 
 CONDITIONS = {
@@ -97,8 +98,8 @@ def test_auto_target_keeps_the_boundary_in_every_frames_centre(name):
 def test_the_chosen_candidate_has_the_most_structure():
     exp = zoomer.Experiment(nonlinearity="identity", steps=50)
     start = zoomer.Window.from_bounds((-3.0, 5.0), (-3.0, 5.0))
-    target, record = find_structured_target(exp, start, depth=2.0, seed=0, candidates=3, resolution=16,
-                                            dtype="float32")
+    target, record = search_target(exp, start, 2.0, SearchConfig(seed=0, candidates=3, resolution=16),
+                                   dtype="float32")
     assert [c["seed"] for c in record] == [[0, 0], [0, 1], [0, 2]]
     tried = [c for c in record if c["found"]]
     assert len({tuple(c["point"]) for c in tried}) >= 2
@@ -108,12 +109,12 @@ def test_the_chosen_candidate_has_the_most_structure():
     views = [structure(zoomer.landscape(exp, start.zoom(10**d, target.point), (15, 15), dtype="float32"))
              for d in (0, 0.5, 1, 1.5, 2)]
     assert target.rank_score == pytest.approx(np.mean(views)) and max(scores) > 0
-    with pytest.raises(ValueError, match="candidates"):
-        find_structured_target(exp, start, depth=2.0, candidates=0)
+    with pytest.raises(ValueError, match="search.candidates=0"):
+        SearchConfig(candidates=0)
     # A start window with one class is the window's fault, not a seed's: said at once.
     solid = zoomer.Window.from_bounds((-3.0, -2.9), (-3.0, -2.9))
     with pytest.raises(RuntimeError, match="holds no boundary") as raised:
-        find_structured_target(exp, solid, depth=1.0, candidates=2, resolution=8, dtype="float32")
+        search_target(exp, solid, 1.0, SearchConfig(candidates=2, resolution=8), dtype="float32")
     assert not isinstance(raised.value, NoTargetError)
 
 
@@ -132,12 +133,12 @@ def test_zoom_path_is_constant_speed_in_log_scale_and_keeps_the_aspect():
 def test_the_app_refuses_a_depth_float64_cannot_resolve(tmp_path):
     """zoomer itself, as a user runs it: exit code 2 and one line that names the setting and
     the deepest zoom float64 allows, before any training."""
-    run = [str(Path(sys.executable).parent / "zoomer"), "zoom=manual", "zoom.target=[2.0,1.0]", "zoom.depth=20",
+    run = [str(Path(sys.executable).parent / "zoomer"), "zoom=manual", "zoom.target=[2.0,1.0]", "zoom.decades=20",
            f"hydra.run.dir={tmp_path / 'run'}"]
     done = subprocess.run(run, capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert done.returncode == 2, done.stderr
     message = [line for line in done.stderr.splitlines() if line.startswith("zoomer: error:")]
-    assert len(message) == 1 and "zoom.depth=20 decades is too deep for float64" in message[0], done.stderr
+    assert len(message) == 1 and "zoom.decades=20 is too deep for float64" in message[0], done.stderr
     deepest = float(message[0].split("at most about ")[1].split(" decades")[0])
     assert 11 < deepest < 15  # ~ log10(8 / (width * 8 ulp(2.0)))
     assert not list((tmp_path / "run").rglob("*.npy")), "no frame was computed"

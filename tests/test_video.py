@@ -14,7 +14,8 @@ from PIL import Image
 
 from zoomer import video
 from zoomer.atomic import remove_stale
-from zoomer.video import (VideoConfig, VideoWriter, draw_overlay, moov_before_mdat, mp4_boxes,
+from zoomer.config import VideoConfig
+from zoomer.video import (VideoWriter, draw_overlay, moov_before_mdat, mp4_boxes,
                           overlay_lines, probe, save_png)
 
 CONF = Path(str(files("zoomer.conf"))) / "video"
@@ -74,10 +75,10 @@ def test_webp_loops_forever(tmp_path, frames):
 
 def test_odd_mp4_size_is_rejected_clearly(tmp_path):
     with pytest.raises(ValueError, match=r"video\.width=65.*even"):
-        VideoWriter(tmp_path / "odd.mp4", VideoConfig(width=65, height=36))
+        VideoConfig(width=65, height=36)
     with pytest.raises(ValueError, match=r"video\.height=35.*even"):
-        VideoConfig(width=64, height=35).validate()
-    VideoConfig(format="gif", width=65, height=35).validate()  # GIF has no chroma subsampling
+        VideoConfig(width=64, height=35)
+    VideoConfig(format="gif", width=65, height=35)  # GIF has no chroma subsampling
 
 
 def test_wrong_frame_is_rejected(tmp_path, frames):
@@ -134,17 +135,16 @@ def test_video_config_validation_names_the_field():
     for field, bad in [("format", "avi"), ("codec", "vp9"), ("crf", 60), ("fps", 0), ("duration_s", -1.0),
                        ("preset", "warp"), ("width", 0)]:
         with pytest.raises(ValueError, match=rf"video\.{field}="):
-            VideoConfig(**{field: bad}).validate()
+            VideoConfig(**{field: bad})
     with pytest.raises(ValueError, match=r"\['mp4', 'gif', 'webp'\]"):
-        VideoConfig(format="mov").validate()
+        VideoConfig(format="mov")
 
 
 @pytest.mark.parametrize("name, size", [("preview", None), ("landscape", (1920, 1080)), ("vertical", (1080, 1920)),
                                         ("square", (1080, 1080)), ("gif", None)])
 def test_video_presets(name, size):
     merged = OmegaConf.merge(OmegaConf.structured(VideoConfig), OmegaConf.load(CONF / f"{name}.yaml"))
-    config = VideoConfig(**OmegaConf.to_container(merged))
-    config.validate()
+    config = OmegaConf.to_object(merged)
     if size:
         assert (config.width, config.height) == size and config.n_frames == 300
     elif name == "preview":  # the default video: small, and at least 8 s long (issue #3)
@@ -177,7 +177,8 @@ def test_reencode_interrupted_in_the_frame_loop_keeps_the_old_video(tmp_path, fr
 CHILD = """
 import sys, time
 import numpy as np
-from zoomer.video import VideoConfig, VideoWriter
+from zoomer.config import VideoConfig
+from zoomer.video import VideoWriter
 rng = np.random.default_rng(0)
 with VideoWriter(sys.argv[1], VideoConfig(width=64, height=36, fps=10, preset="ultrafast")) as writer:
     for _ in range(int(sys.argv[2])):

@@ -19,6 +19,7 @@ from functools import lru_cache
 import numpy as np
 
 from .colormaps import TABLES
+from .config import COLORMAPS, ColorConfig, known_colormap
 
 # Distance of each class band from zero, per readout: scores keep a visible jump between
 # converged and diverged; the probe readout (the net's output at a fixed input) is just
@@ -31,12 +32,6 @@ GAPS = {"loss": 0.25, "probe_point": 0.0}
 _REVERSED = {"Spectral", "RdBu"}
 # zoomer's own map, as control points: dark far from the boundary, glowing ice / fire at it.
 _FIRE_ICE = "e8f8ff 5fc8ff 1f5fbf 0a1a40 000000 400a0a bf2f0a ffa020 fff8d0"
-COLORMAPS = (*TABLES, "fire_ice")
-
-
-def known_colormap(name: str) -> bool:
-    return name.removesuffix("_r") in COLORMAPS
-
 
 def _rgb(hex_colours: str) -> np.ndarray:
     return np.array([[int(c[i:i + 2], 16) for i in (0, 2, 4)] for c in hex_colours.split()], dtype=np.uint8)
@@ -162,33 +157,11 @@ def supersample_colors(rgb: np.ndarray, k: int) -> np.ndarray:
     return np.round(mean ** (1 / 2.2) * 255).astype(np.uint8)
 
 
-@dataclass
-class ColorConfig:
-    """How frames are coloured (Hydra group `color`)."""
-
-    cmap: str = "Spectral"  # for the loss readout (training scores)
-    probe_cmap: str = "magma"  # for the probe_point readout
-    smoothing_frames: float = 8.0  # Gaussian sigma, in frames, of the reference smoothing
-    supersample: int = 1  # score images are k x k times the video size; colours averaged
-    n_quantiles: int = 256  # size of each side of a Reference
-
-    def validate(self) -> None:
-        for field in ("cmap", "probe_cmap"):
-            name = getattr(self, field)
-            if not known_colormap(name):
-                raise ValueError(f"color.{field}={name!r} is not a known colormap; "
-                                 f"choose from {sorted(COLORMAPS)} (add _r to reverse)")
-        if not (isinstance(self.supersample, int) and self.supersample >= 1):
-            raise ValueError(f"color.supersample={self.supersample!r} must be an integer >= 1")
-        if not self.smoothing_frames >= 0:
-            raise ValueError(f"color.smoothing_frames={self.smoothing_frames!r} must be >= 0 (0 = no smoothing)")
-        if not (isinstance(self.n_quantiles, int) and self.n_quantiles >= 2):
-            raise ValueError(f"color.n_quantiles={self.n_quantiles!r} must be an integer >= 2")
-
-    def colormap_for(self, readout: str) -> str:
-        if readout not in GAPS:
-            raise ValueError(f"readout={readout!r} is unknown; choose from {sorted(GAPS)}")
-        return self.probe_cmap if readout == "probe_point" else self.cmap
+def colormap_for(config: ColorConfig, readout: str) -> str:
+    """The map a readout is coloured with: cmap for training scores, probe_cmap for the probe."""
+    if readout not in GAPS:
+        raise ValueError(f"readout={readout!r} is unknown; choose from {sorted(GAPS)}")
+    return config.probe_cmap if readout == "probe_point" else config.cmap
 
 
 def color_frame(values: np.ndarray, reference: Reference, config: ColorConfig,
@@ -198,6 +171,6 @@ def color_frame(values: np.ndarray, reference: Reference, config: ColorConfig,
     `values` is in maths orientation (row 0 = lowest y) at supersample x the video size;
     the result has its top row at the highest y. This is the only place the flip happens.
     """
-    cmap = config.colormap_for(readout)
+    cmap = colormap_for(config, readout)
     rgb = colorize(normalize(values, reference, GAPS[readout]), cmap)
     return np.ascontiguousarray(supersample_colors(rgb, config.supersample)[::-1])

@@ -13,11 +13,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .color import ColorConfig, Reference, color_frame, smooth_references, supersample_colors
+from .color import Reference, color_frame, smooth_references, supersample_colors
 from .compute import frame_key, progress_bar
+from .config import ColorConfig, VideoConfig
 from .plan import Plan
 from .store import FrameStore
-from .video import VideoConfig, VideoWriter, draw_overlay, overlay_lines, save_png
+from .video import VideoWriter, draw_overlay, overlay_lines, save_png
 
 
 def encode(exp, plan: Plan, store: FrameStore, video: VideoConfig, color: ColorConfig, path: Path, poster: Path):

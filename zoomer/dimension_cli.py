@@ -5,14 +5,14 @@
     zoomer-dimension -m experiment=tanh,relu,identity,minibatch,single_datapoint,paraminit
 
 method=boxcount: level k is the experiment's window magnified zoom_factor**k about the
-target (target=auto: the most structured of `candidates` searched targets), or with
+target (target=auto: the most structured of `search.candidates` searched targets), or with
 `window` given, that window zoomed out by zoom_factor**(levels-1-k); each level's
 landscape gives one estimate, the sequence its median. method=paper: from the deepest of
 those windows, zoom out by factors of 2 until the window is about outer_width wide; the
 median of every image's local slopes (zoomer.dimension). Writes into Hydra's run
 directory: dimension.json, boxcount.png (the log-log plot, method=boxcount) and, with
-frames=true, level_K.png (each level coloured as in videos). Collect a multirun's
-results into one table with `python -m zoomer.dimension_table multirun/...`.
+frames=true, level_K.png (each level coloured as in videos). A multirun collects its
+results into one table, dimensions.md in the sweep directory (zoomer.dimension_table).
 """
 from __future__ import annotations
 
@@ -33,7 +33,6 @@ from .dimension import boundary_dimension, median_dimension, paper_boxcount, pap
 from .landscape import landscape
 from .figure import boxcount_plot
 from .study import Study, write_json
-from .target import find_structured_target
 from .video import save_png
 from .window import Window
 
@@ -51,17 +50,13 @@ def measure(cfg: DimensionConfig, out: Path, config: dict | None = None) -> dict
     final, candidate_targets = cfg.final_window(), []
     if final is not None:
         center = final.center
-    elif cfg.target == "auto":  # where the boundary has the most structure
-        # Refuse a zoom too deep for float64 before the search, judged at the start window's
-        # corner farthest from zero: the coarsest float64 spacing a target can meet.
-        corner = (max(study.start.x_bounds, key=abs), max(study.start.y_bounds, key=abs))
-        study.start.zoom(cfg.zoom_factor ** (cfg.levels - 1), corner).check_resolution(size)
-        target, candidate_targets = find_structured_target(
-            exp, study.start, cfg.depth, seed=cfg.seed, candidates=cfg.candidates,
-            resolution=cfg.search_resolution, device=study.device, dtype=study.dtype)
-        center = target.point
     else:
-        center = study.center(cfg, study.start)
+        if cfg.target == "auto":
+            # Refuse a zoom too deep for float64 before the search, judged at the start
+            # window's corner farthest from zero: the coarsest spacing a target can meet.
+            corner = (max(study.start.x_bounds, key=abs), max(study.start.y_bounds, key=abs))
+            study.start.zoom(cfg.zoom_factor ** (cfg.levels - 1), corner).check_resolution(size)
+        center, candidate_targets = study.center(cfg, study.start)  # auto: the most structured candidate
     windows = _windows(cfg, study.start, center, final)
     for window in windows:  # refuse a zoom too deep for float64 before training any level
         window.check_resolution(size)
@@ -71,7 +66,7 @@ def measure(cfg: DimensionConfig, out: Path, config: dict | None = None) -> dict
     levels, estimates = [], []
     for k, window in enumerate(windows):
         tick = time.perf_counter()
-        scores = landscape(exp, window, size, device=study.device, dtype=study.dtype)
+        scores = landscape(exp, window, size, device=study.device, dtype=study.precision, backend=study.backend)
         level = {"level": k, "magnification": study.start.width / window.width, "window": window.to_dict(),
                  "edge_pixels": int(edges(scores).sum()), "converged_share": float((scores < 0).mean()),
                  "coherence": coherence(scores),  # about 0 where the boundary is static finer than a pixel

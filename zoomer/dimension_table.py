@@ -1,23 +1,32 @@
 """Collect the dimension.json files under a folder (a zoomer-dimension multirun) into one
-markdown table, one row per run, in the order of the paper's conditions. "Static levels"
+markdown table, one row per run, in the order of the paper's conditions: at the end of
+every multirun (the DimensionTable callback writes dimensions.md into the sweep
+directory), or again for any folder with
+
+    python -m zoomer.dimension_table multirun/dimension/2026-01-01_12-00-00
+
+ "Static levels"
 counts the levels whose landscape is static (coherence below zoomer.target's bound): there
 the boundary is finer than a pixel and the box count says little beyond "near 2". The
 median of the other levels is given beside it. With method=paper the dimension is the
 median of all images' local slopes, "per level" the median of each image's own, and the
 images are 2x apart.
-
-    python -m zoomer.dimension_table multirun/dimension/2026-01-01_12-00-00
 """
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 
 import numpy as np
+from hydra.experimental.callback import Callback
 
+from .atomic import write_atomic
 from .experiment import paper_order
 from .target import MIN_COHERENCE
+
+log = logging.getLogger(__name__)
 
 
 def _row(result: dict) -> str:
@@ -29,7 +38,7 @@ def _row(result: dict) -> str:
     step = 2 if method == "paper" else config["zoom_factor"]
     return (f"| {result['experiment']} | {method} | {result['median_dimension']:.3f} | {per_level} | {static} | "
             f"{coherent} | {config['size']} | {result['experiment_settings']['steps']} | "
-            f"{step:g}^0..{len(dims) - 1} | {config['precision']} |")
+            f"{step:g}^0..{len(dims) - 1} | {(config.get('engine') or config)['precision']} |")  # older runs: top-level
 
 
 def _static_levels(levels: list[dict]) -> tuple[str, str]:
@@ -52,6 +61,21 @@ def table(folder) -> str:
     header = ("| experiment | method | median dimension | per level | static levels | median of the others "
               "| size (px) | steps | zoom | precision |\n|---|---|---|---|---|---|---|---|---|---|")
     return "\n".join([header, *map(_row, results)])
+
+
+class DimensionTable(Callback):
+    """At the end of a zoomer-dimension multirun, its table as dimensions.md in the sweep
+    directory (and in the log)."""
+
+    def on_multirun_end(self, config, **kwargs) -> None:
+        folder = Path(config.hydra.sweep.dir)
+        try:
+            text = table(folder)
+        except (OSError, ValueError, KeyError) as e:
+            log.warning("no dimension table: %s", e)
+            return
+        write_atomic(folder / "dimensions.md", lambda f: f.write((text + "\n").encode()))
+        log.info("dimension table (%s):\n%s", folder / "dimensions.md", text)
 
 
 def main(argv=None) -> None:

@@ -12,10 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .color import ColorConfig
-from .config import RenderConfig, ZoomConfig
+from .config import ColorConfig, RenderConfig, VideoConfig, ZoomConfig
 from .target import Target
-from .video import VideoConfig
 from .window import Window, max_depth, zoom_path
 
 
@@ -41,15 +39,9 @@ class Plan:
     frame_windows: list  # every video frame's window
 
 
-def condition_window(window_cfg) -> Window:
-    """The experiment's own window, where the target search runs (whatever the video's shape)."""
-    return Window.from_bounds(tuple(window_cfg.x), tuple(window_cfg.y))
-
-
-def start_window(window_cfg, video: VideoConfig) -> Window:
-    """The experiment's window cut to the video's aspect ratio: the largest window of that
-    shape inside it, so a tall video does not reach outside the condition's window."""
-    window = condition_window(window_cfg)
+def start_window(window: Window, video: VideoConfig) -> Window:
+    """The experiment's window (the condition's) cut to the video's aspect ratio: the
+    largest window of that shape inside it, so a tall video does not reach outside it."""
     aspect = video.width / video.height
     if aspect >= window.half_w / window.half_h:
         return window.with_aspect(aspect)
@@ -58,7 +50,7 @@ def start_window(window_cfg, video: VideoConfig) -> Window:
 
 def frame_strategy(rnd: RenderConfig, device: torch.device) -> str:
     if rnd.frames != "auto":
-        return rnd.frames
+        return rnd.frames.value
     return "exact" if device.type == "cuda" else "keyframes"
 
 
@@ -75,7 +67,7 @@ def doublings(depth: float) -> int:
 
 def layout(start: Window, zoom: ZoomConfig, rnd: RenderConfig, video: VideoConfig, color: ColorConfig,
            device: torch.device) -> Layout:
-    depth = math.log10(start.width / zoom.final_width) if zoom.final_width is not None else float(zoom.depth)
+    depth = math.log10(start.width / zoom.final_width) if zoom.final_width is not None else float(zoom.decades)
     strategy = frame_strategy(rnd, device)
     if strategy == "exact":
         size, count = compute_size(video, color), video.n_frames
@@ -92,7 +84,7 @@ def check_depth(lay: Layout, point) -> None:
     except ValueError as e:
         deepest = max_depth(lay.start, lay.size, point)
         raise ValueError(
-            f"zoom.depth={lay.depth:.3g} decades is too deep for float64 at {lay.size[1]}x{lay.size[0]} "
+            f"zoom.decades={lay.depth:.3g} is too deep for float64 at {lay.size[1]}x{lay.size[0]} "
             f"pixels around ({point[0]:.6g}, {point[1]:.6g}): at most about {deepest:.1f} decades ({e})"
         ) from None
 

@@ -21,10 +21,11 @@ import math
 
 import torch
 
+from .config import Precision
+from .config.parts import choice
 from .experiment import Experiment
 from .window import Window, check_size
 
-PRECISIONS = ("auto", "float32", "float64")
 # The narrowest window (axis units, i.e. decades of the hyperparameter) measured to agree
 # on >= 99% of pixels in every condition but minibatch: one decade into the default 8.
 FLOAT32_MIN_WIDTH = 0.8
@@ -37,10 +38,9 @@ FLOAT32_MIN_ULPS_PER_PIXEL = 8
 def resolve_precision(precision: str, exp: Experiment, window: Window, size) -> torch.dtype:
     """The dtype for rendering `window` at `size` = (H, W): precision is 'float32',
     'float64', or 'auto' for float32 where the measurements above show it suffices."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"engine.precision must be one of {list(PRECISIONS)}, got {precision!r}")
-    if precision != "auto":
-        return getattr(torch, precision)
+    precision = choice(Precision, precision, "engine.precision")
+    if precision != Precision.auto:
+        return getattr(torch, precision.value)
     return torch.float32 if float32_suffices(exp, window, size) else torch.float64
 
 

@@ -8,24 +8,25 @@ An explicit experiment.steps wins over either.
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 
 import torch
 
+from .config import ExperimentConfig, Quality
+from .config.parts import choice
 from .experiment import DEFAULT_STEPS, Experiment
 
 log = logging.getLogger(__name__)
 
-QUALITIES = ("auto", "preview", "paper")
-STEPS = {"preview": DEFAULT_STEPS, "paper": 1000}
+STEPS = {Quality.preview: DEFAULT_STEPS, Quality.paper: 1000}
 
 
-def resolve(quality: str, device: torch.device) -> str:
+def resolve(quality: Quality | str, device: torch.device) -> Quality:
     """The quality a name stands for on this device: auto -> paper on CUDA, preview elsewhere."""
-    if quality not in QUALITIES:
-        raise ValueError(f"quality must be one of {list(QUALITIES)}, got {quality!r}")
-    if quality != "auto":
+    quality = choice(Quality, quality, "quality")
+    if quality != Quality.auto:
         return quality
-    return "paper" if torch.device(device).type == "cuda" else "preview"
+    return Quality.paper if torch.device(device).type == "cuda" else Quality.preview
 
 
 def steps_for(quality: str, steps, device: torch.device) -> int:
@@ -33,16 +34,14 @@ def steps_for(quality: str, steps, device: torch.device) -> int:
     if steps is not None:
         return int(steps)
     chosen = resolve(quality, device)
-    other = "preview" if chosen == "paper" else "paper"
+    other = Quality.preview if chosen == Quality.paper else Quality.paper
     log.info("quality %s%s: %d training steps per run; quality=%s trains %d (about %.3gx the compute)",
              chosen, " (auto on this device)" if quality == "auto" else "", STEPS[chosen], other, STEPS[other],
              STEPS[other] / STEPS[chosen])
     return STEPS[chosen]
 
 
-def experiment_of(node, quality: str, device: torch.device) -> Experiment:
-    """The Experiment an experiment config node describes, its steps resolved as above."""
-    from omegaconf import OmegaConf
-
-    settings = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else dict(node)
-    return Experiment.from_config({**settings, "steps": steps_for(quality, settings.get("steps"), device)})
+def experiment_of(config: ExperimentConfig, quality: Quality | str, device: torch.device) -> Experiment:
+    """The Experiment an experiment config describes, its steps resolved as above."""
+    settings = asdict(config)
+    return Experiment.from_config({**settings, "steps": steps_for(quality, settings["steps"], device)})

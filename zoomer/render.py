@@ -17,22 +17,21 @@ from typing import Optional
 
 from omegaconf import OmegaConf
 
-from .color import ColorConfig
 from .compose import encode
 from .compute import compute_frames, missing_frames, progress_bar
-from .config import EngineConfig, PanelConfig, RenderConfig, ZoomConfig
+from .config import SearchConfig, VideoConfig, ZoomConfig, ZoomerConfig
+from .engine import resolve_device
 from .errors import Interrupted, interruptible
 from .experiment import Experiment
-from .plan import Layout, Plan, condition_window, layout, make_plan, start_window
+from .plan import Layout, Plan, layout, make_plan, start_window
 from .precision import resolve_precision
 from .preflight import (check_backend, check_depth_reachable, check_disk_space, check_near_boundary,
-                        check_settings, check_store_exists, check_target_point, check_writable, ffmpeg_exe)
+                        check_store_exists, check_target_point, check_writable, ffmpeg_exe)
 from .provenance import provenance
 from .quality import experiment_of
 from .atomic import remove_stale, write_atomic
 from .store import FrameStore
-from .target import Target, find_target
-from .video import VideoConfig
+from .target import Target, search_target
 from .window import Window
 
 log = logging.getLogger(__name__)
@@ -41,17 +40,17 @@ log = logging.getLogger(__name__)
 def render(cfg, run_dir: Path) -> dict:
     """Run the whole pipeline for a composed config; returns the metadata it wrote."""
     t0 = time.perf_counter()
-    zoom, eng, rnd = _as(ZoomConfig, cfg.zoom), _as(EngineConfig, cfg.engine), _as(RenderConfig, cfg.render)
-    video, color = _as(VideoConfig, cfg.video), _as(ColorConfig, cfg.color)
-
-    # Every check that needs no training, before any.
-    device = check_settings(zoom, eng, rnd, video, color)
-    exp = experiment_of(cfg.experiment, cfg.quality, device)
+    # Every check that needs no training, before any: ranges and choices as the config
+    # becomes objects (zoomer.config), then what needs torch, the window or the machine.
+    app: ZoomerConfig = OmegaConf.to_object(cfg)
+    zoom, eng, rnd, video, color = app.zoom, app.engine, app.render, app.video, app.color
+    device = resolve_device(eng.device)
+    exp = experiment_of(app.experiment, app.quality, device)
     check_backend(eng.backend, exp, device, eng.precision)
-    condition = condition_window(cfg.experiment.window)
-    start = start_window(cfg.experiment.window, video)
-    if cfg.panel is not None:
-        zoom = onto_panel(zoom, _as(PanelConfig, cfg.panel).window(), video)
+    condition = app.experiment.window.to_window()
+    start = start_window(condition, video)
+    if app.panel is not None:
+        zoom = onto_panel(zoom, app.panel.window(), video)
     point = check_target_point(zoom, condition)
     lay = layout(start, zoom, rnd, video, color, device)
     check_depth_reachable(lay, condition, point)
@@ -67,7 +66,7 @@ def render(cfg, run_dir: Path) -> dict:
     if rnd.mode != "assemble":
         check_disk_space(store.root, lay.n_computed, lay.size)
     with interruptible("the target search was stopped; nothing was written but the frame store's manifest"):
-        target = _target(exp, lay, zoom, point, device, eng.precision, store)
+        target = _target(exp, lay, app.search, point, device, eng.precision, store)
     plan = make_plan(lay, target, video, zoom.ease)
     if point is not None and rnd.mode != "assemble" and missing_frames(plan, store):
         with interruptible("nothing was computed yet"):
@@ -111,7 +110,7 @@ def render(cfg, run_dir: Path) -> dict:
     return meta
 
 
-def _target(exp, lay: Layout, zoom: ZoomConfig, point, device, precision,
+def _target(exp, lay: Layout, search: SearchConfig, point, device, precision,
             store: Optional[FrameStore]) -> Target:
     """The manual target, the one a shard before us found, or a new search.
 
@@ -123,12 +122,11 @@ def _target(exp, lay: Layout, zoom: ZoomConfig, point, device, precision,
     if saved is not None:
         levels = tuple(Window.from_bounds(tuple(w["x"]), tuple(w["y"])) for w in saved["levels"])
         return Target(tuple(saved["point"]), levels, saved["depth"])
-    log.info("searching a zoom target %.1f decades deep (seed %d)", lay.depth, zoom.seed)
+    log.info("searching a zoom target %.1f decades deep (search.seed %d, %d candidate(s))", lay.depth,
+             search.seed, search.candidates)
     with progress_bar("target search") as bar:
-        target = find_target(
-            exp, lay.start, lay.depth, seed=zoom.seed, resolution=zoom.search_resolution,
-            zoom_per_level=zoom.zoom_per_level, device=device, dtype=precision, progress=bar.update,
-        )
+        target, _ = search_target(exp, lay.start, lay.depth, search, device=device, dtype=precision,
+                                  progress=bar.update)
     if store is not None:
         store.write_json("target.json", target.to_dict())
     return target
@@ -143,18 +141,14 @@ def onto_panel(zoom: ZoomConfig, panel: Window, video: VideoConfig) -> ZoomConfi
     return replace(zoom, target=list(panel.center), final_width=final_width)
 
 
-def _as(cls, node):
-    """A schema dataclass from its config node (Hydra already checked keys and types)."""
-    return cls(**OmegaConf.to_container(node, resolve=True))
-
-
 def fingerprint(cfg, exp: Experiment, start: Window) -> dict:
     """What makes two renders' frames incomparable: the store refuses any other."""
     zoom = cfg.zoom
     return {
         "experiment": exp.to_dict(),
         "start": [start.cx, start.cy, start.half_w, start.half_h],
-        "zoom": {k: _plain(zoom[k]) for k in ("target", "depth", "final_width", "seed", "search_resolution", "zoom_per_level")},
+        "zoom": {k: _plain(zoom[k]) for k in ("target", "decades", "final_width")},
+        "search": _plain(cfg.search),
         "precision": cfg.engine.precision,
         "frames": cfg.render.frames,
         "guess": cfg.render.guess,

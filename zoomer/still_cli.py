@@ -1,7 +1,7 @@
 """zoomer-still: one window at high resolution, coloured as in videos, for papers and posters.
 
     zoomer-still experiment=relu size=2048 color=fire_ice
-    zoomer-still target=auto magnification=1e6 figure=true
+    zoomer-still target=auto magnification=1e6 figure=true   (target: center | auto | [x, y])
     zoomer-still experiment.window.x=[0,2] experiment.window.y=[1,3]
 
 Writes into Hydra's run directory: still.png, with figure=true figure.png (axes in
@@ -43,13 +43,14 @@ def render_still(cfg: StillConfig, out: Path, config: dict | None = None) -> dic
         center = window.center
     else:
         start = study.start.with_aspect(width / height)
-        center = study.center(cfg, start)
+        center, _ = study.center(cfg, start)
         window = start.zoom(cfg.magnification, center)
     window.check_resolution((height * k, width * k))
     timings = {"target_s": time.perf_counter() - started}
 
     tick = time.perf_counter()
-    scores = landscape(exp, window, (height * k, width * k), device=study.device, dtype=study.dtype)
+    scores = landscape(exp, window, (height * k, width * k), device=study.device, dtype=study.precision,
+                       backend=study.backend)
     timings["compute_s"] = time.perf_counter() - tick
     tick = time.perf_counter()
     rgb = color_frame(scores, Reference.from_scores(scores, cfg.color.n_quantiles), cfg.color, exp.readout)

@@ -13,43 +13,49 @@ from omegaconf import OmegaConf
 
 from .atomic import write_atomic
 from .config import StudyConfig
-from .engine import resolve_device, resolve_dtype
+from .engine import resolve_device
 from .experiment import Experiment
+from .preflight import check_backend
 from .provenance import provenance
-from .target import find_target
+from .quality import experiment_of
+from .target import search_target
 from .window import Window
 
 
 @dataclass(frozen=True)
 class Study:
-    """A validated StudyConfig turned into what the engine takes."""
+    """A StudyConfig (checked as it was built) turned into what the engine takes."""
 
     experiment: Experiment
     start: Window
     device: torch.device
-    dtype: torch.dtype
+    precision: str  # engine.precision: float64 | float32 | auto (per window, zoomer.precision)
+    backend: str  # engine.backend
 
     @classmethod
     def of(cls, cfg: StudyConfig) -> "Study":
-        cfg.validate()
-        return cls(cfg.make_experiment(), cfg.start_window(), resolve_device(cfg.device),
-                   resolve_dtype(cfg.precision))
+        """Resolve the device and the experiment, and check the backend, before any training."""
+        device = resolve_device(cfg.engine.device)
+        exp = experiment_of(cfg.experiment, cfg.quality, device)
+        check_backend(cfg.engine.backend, exp, device, cfg.engine.precision)
+        return cls(exp, cfg.start_window(), device, cfg.engine.precision.value, cfg.engine.backend)
 
-    def center(self, cfg: StudyConfig, start: Window) -> tuple[float, float]:
-        """Where to zoom: target "auto" asks zoomer.target for a point that stays on the
-        boundary from `start` down to the config's depth, as a video would; a point is
-        taken as is; None is the start window's centre."""
-        if cfg.target is None:
-            return start.center
+    def center(self, cfg: StudyConfig, start: Window) -> tuple[tuple[float, float], list[dict]]:
+        """Where to zoom, and the candidates searched for it: target "auto" asks zoomer.target
+        for the most structured point that stays on the boundary from `start` down to the
+        config's depth, as a video would; "center" is the start window's; a point is taken
+        as is."""
+        if cfg.target == "center":
+            return start.center, []
         if cfg.target == "auto":
-            found = find_target(self.experiment, start, cfg.depth, seed=cfg.seed, resolution=cfg.search_resolution,
-                                device=self.device, dtype=self.dtype)
-            return found.point
-        return float(cfg.target[0]), float(cfg.target[1])
+            found, candidates = search_target(self.experiment, start, cfg.depth, cfg.search, device=self.device,
+                                              dtype=self.precision)
+            return found.point, candidates
+        return (float(cfg.target[0]), float(cfg.target[1])), []
 
     def provenance(self) -> dict:
-        """Versions, the device and the dtype: enough to tell whether two results compare."""
-        return {**provenance(self.device), "dtype": str(self.dtype).removeprefix("torch.")}
+        """Versions, the device and the precision: enough to tell whether two results compare."""
+        return {**provenance(self.device), "precision": self.precision}
 
     def record(self, cfg: StudyConfig, config: dict | None, timings: dict) -> dict:
         """What every study's JSON holds besides its results: the experiment, the config

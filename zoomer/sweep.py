@@ -1,104 +1,91 @@
-"""`zoomer-targets`: search K candidate targets, show their deepest views side by side.
+"""`zoomer-targets`: candidate zoom targets side by side, ranked by structure.
 
-For each seed it runs the automatic target search, renders the deepest window as a
-thumbnail, and ranks the candidates as every target search does (Target.rank_score: the
-mean zoomer.boundary.structure of its views, from the start window to the deepest), so
-the user can pick one and pass it on as `zoom=manual zoom.target=[x,y]`.
+Always a Hydra multirun (conf/targets.yaml): each job searches one automatic target
+(search.seed) exactly as `zoomer` would, renders its deepest view as a thumbnail and
+writes candidate.json; at the end the ContactSheet callback ranks the jobs as every target
+search does (Target.rank_score: the mean zoomer.boundary.structure of its views, from the
+start window to the deepest) into targets.json and contact_sheet.png in the sweep
+directory, each candidate with the override that renders it.
 """
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import hydra
-from omegaconf import OmegaConf
 import numpy as np
-from hydra.core.config_store import ConfigStore
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
 from PIL import Image, ImageDraw, ImageFont
 
-from . import engine
-from .atomic import write_atomic
-from .color import ColorConfig, Reference, color_frame
-from .config import HYDRA_VERSION_BASE, EngineConfig, ExperimentConfig
+from .color import Reference, color_frame
+from .config import HYDRA_VERSION_BASE, Quality, TargetsConfig, register_configs
+from .engine import resolve_device
 from .errors import run_reporting_errors
-from .precision import PRECISIONS
-from .quality import experiment_of
 from .landscape import landscape
-from .target import NoTargetError, find_target
+from .preflight import check_backend
+from .quality import experiment_of
+from .study import write_json
+from .target import NoTargetError, search_target
 from .video import save_png
-from .window import Window
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class CandidatesConfig:
-    seeds: int = 4  # how many candidates
-    first_seed: int = 0
-    depth: float = 4.0  # decades
-    thumb: int = 96  # thumbnail side in pixels
-    search_resolution: int = 32
-    zoom_per_level: float = 4.0
+def candidate(cfg: DictConfig, run_dir: Path) -> dict:
+    """Search one target, write candidate.json (and thumb.png when found) into run_dir."""
+    app: TargetsConfig = OmegaConf.to_object(cfg)
+    device = resolve_device(app.engine.device)
+    exp = experiment_of(app.experiment, app.quality, device)
+    check_backend(app.engine.backend, exp, device, app.engine.precision)
+    precision = app.engine.precision.value  # "auto" resolves per window
+    row = {"experiment": app.experiment.name, "seed": app.search.seed, "decades": app.decades}
+    try:
+        target, _ = search_target(exp, app.experiment.window.to_window(), app.decades, app.search, device=device,
+                                  dtype=precision)
+    except NoTargetError as e:
+        row.update(found=False, reason=str(e))
+    else:
+        scores = landscape(exp, target.levels[-1], (app.thumb, app.thumb), device=device, dtype=precision,
+                           backend=app.engine.backend)
+        save_png(run_dir / "thumb.png", color_frame(scores, Reference.from_scores(scores), app.color, exp.readout))
+        (x, y), quality = target.point, "" if app.quality == Quality.auto else f" quality={app.quality}"
+        row.update(found=True, point=[x, y], rank_score=target.rank_score, structure=list(target.structure),
+                   override=f"experiment={app.experiment.name}{quality} zoom=manual zoom.target=[{x!r},{y!r}] "
+                            f"zoom.decades={app.decades}")
+    write_json(run_dir / "candidate.json", row)
+    log.info("seed %d: %s", app.search.seed, f"rank score {row['rank_score']:.3f}" if row["found"] else row["reason"])
+    return row
 
 
-@dataclass
-class TargetsConfig:
-    quality: str = "auto"  # auto | preview | paper (zoomer.quality): training steps unless experiment.steps is set
-    experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
-    candidates: CandidatesConfig = field(default_factory=CandidatesConfig)
-    color: ColorConfig = field(default_factory=ColorConfig)
-    engine: EngineConfig = field(default_factory=EngineConfig)
-
-
-ConfigStore.instance().store(name="targets_schema", node=TargetsConfig)
-
-
-def sweep(cfg, run_dir: Path) -> list[dict]:
-    """Search every seed, write targets.json (ranked) and contact_sheet.png into run_dir."""
-    cand, color, eng = (OmegaConf.to_object(cfg[name]) for name in ("candidates", "color", "engine"))
-    color.validate()
-    if not (cand.seeds >= 1 and cand.thumb >= 8 and cand.depth > 0):
-        raise ValueError("candidates.seeds must be >= 1, candidates.thumb >= 8 and candidates.depth > 0, "
-                         f"got seeds={cand.seeds}, thumb={cand.thumb}, depth={cand.depth}")
-    if eng.precision not in PRECISIONS:
-        raise ValueError(f"engine.precision must be one of {list(PRECISIONS)}, got {eng.precision!r}")
-    device, dtype = engine.resolve_device(eng.device), eng.precision  # "auto" resolves per window
-    exp = experiment_of(cfg.experiment, cfg.quality, device)
-    start = Window.from_bounds(tuple(cfg.experiment.window.x), tuple(cfg.experiment.window.y))
-    rows, thumbs = [], []
-    for seed in range(cand.first_seed, cand.first_seed + cand.seeds):
-        log.info("candidate seed %d", seed)
-        try:
-            target = find_target(exp, start, cand.depth, seed=seed, resolution=cand.search_resolution,
-                                 zoom_per_level=cand.zoom_per_level, device=device, dtype=dtype)
-        except NoTargetError as e:
-            rows.append({"seed": seed, "found": False, "reason": str(e)})
-            continue
-        scores = landscape(exp, target.levels[-1], (cand.thumb, cand.thumb), device=device, dtype=dtype,
-                                  backend=eng.backend)
-        thumbs.append((seed, color_frame(scores, Reference.from_scores(scores), color, exp.readout)))
-        x, y = target.point
-        rows.append({
-            "seed": seed, "found": True, "point": [x, y], "depth": cand.depth,
-            "rank_score": target.rank_score, "structure": list(target.structure),
-            "override": f"experiment={cfg.experiment.name} zoom=manual zoom.target=[{x!r},{y!r}] zoom.depth={cand.depth}",
-        })
-    ranked = sorted((r for r in rows if r["found"]), key=lambda r: -r["rank_score"])
-    for rank, row in enumerate(ranked, 1):
-        row["rank"] = rank
-    result = ranked + [r for r in rows if not r["found"]]
-    write_atomic(run_dir / "targets.json", lambda f: f.write(json.dumps(result, indent=1).encode()))
-    by_seed = dict(thumbs)
-    save_png(run_dir / "contact_sheet.png",
-             contact_sheet([(f"#{r['rank']} seed {r['seed']}", by_seed[r["seed"]]) for r in ranked], cand.thumb))
-    log.info("ranked %d candidates: %s", len(ranked), run_dir / "targets.json")
+def rank(folder: Path) -> list[dict]:
+    """Every candidate.json below `folder`, ranked within each experiment; writes targets.json
+    and a contact sheet per experiment (contact_sheet.png when there is one) into `folder`."""
+    rows = []
+    for path in sorted(Path(folder).rglob("candidate.json")):
+        rows.append({**json.loads(path.read_text()), "thumb": str(path.parent / "thumb.png")})
+    if not rows:
+        raise FileNotFoundError(f"no candidate.json below {folder}")
+    experiments = sorted({r["experiment"] for r in rows})
+    result = []
+    for name in experiments:
+        ranked = sorted((r for r in rows if r["experiment"] == name and r["found"]), key=lambda r: -r["rank_score"])
+        for n, row in enumerate(ranked, 1):
+            row["rank"] = n
+        sheet = "contact_sheet.png" if len(experiments) == 1 else f"contact_sheet_{name}.png"
+        if ranked:
+            tiles = [(f"#{r['rank']} seed {r['seed']}", np.asarray(Image.open(r["thumb"]).convert("RGB")))
+                     for r in ranked]
+            save_png(Path(folder) / sheet, contact_sheet(tiles))
+        result += ranked + [r for r in rows if r["experiment"] == name and not r["found"]]
+    write_json(Path(folder) / "targets.json", result)
     return result
 
 
-def contact_sheet(tiles: list[tuple[str, np.ndarray]], thumb: int, columns: int = 4) -> Image.Image:
+def contact_sheet(tiles: list[tuple[str, np.ndarray]], columns: int = 4) -> Image.Image:
     """Thumbnails in a grid, each captioned."""
+    thumb = max(tile.shape[1] for _, tile in tiles)
     label = max(12, thumb // 8)
     font = ImageFont.load_default(size=label - 2)
     cols = max(1, min(columns, len(tiles)))
@@ -112,9 +99,33 @@ def contact_sheet(tiles: list[tuple[str, np.ndarray]], thumb: int, columns: int 
     return sheet
 
 
+class ContactSheet(Callback):
+    """When the candidates' jobs are done, rank them into one sheet (a Hydra callback)."""
+
+    def on_multirun_end(self, config, **kwargs) -> None:
+        self._rank(Path(config.hydra.sweep.dir))
+
+    def on_run_end(self, config, **kwargs) -> None:  # hydra.mode=RUN: a sheet of one
+        self._rank(Path(config.hydra.run.dir))
+
+    @staticmethod
+    def _rank(folder: Path) -> None:
+        try:
+            ranked = rank(folder)
+        except (OSError, ValueError) as e:
+            log.warning("no contact sheet: %s", e)
+            return
+        best = [r for r in ranked if r.get("rank") == 1]
+        log.info("ranked %d candidates into %s; best: %s", len(ranked), folder / "targets.json",
+                 "; ".join(r["override"] for r in best) or "none found")
+
+
+register_configs()
+
+
 @hydra.main(version_base=HYDRA_VERSION_BASE, config_path="pkg://zoomer.conf", config_name="targets")
-def main(cfg) -> None:
-    run_reporting_errors(sweep, cfg)
+def main(cfg: DictConfig) -> None:
+    run_reporting_errors(candidate, cfg)
 
 
 if __name__ == "__main__":

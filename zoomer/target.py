@@ -16,7 +16,7 @@ resolves it. So each level picks among candidates whose next window is coherent 
 speckle pixels) the ones whose next window has the most structure; verification requires
 coherence at every level and records each level's structure, and their mean ranks
 targets against each other: in zoomer-targets' contact sheet and zoomer-dimension's
-choice among candidates (find_structured_target).
+choice among candidates (search_target, which every app calls).
 """
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ import torch
 
 from .boundary import box_sum, coherence, edges, speckle, structure, structure_map
 from .landscape import landscape
+from .config import SearchConfig
 from .experiment import Experiment
 from .window import Window
 
@@ -98,17 +99,11 @@ def find_target(
     """A point whose neighbourhood holds both classes from `start` down to `depth` decades.
 
     resolution is the side of each level's search landscape in pixels; zoom_per_level the
-    magnification between levels. Different seeds pick different targets; a seed may be a
-    sequence of ints, as numpy's default_rng takes it (s and [s, 0] give the same target).
-    Raises RuntimeError if the start window holds no boundary, NoTargetError if no attempt
-    passes verification.
+    magnification between levels (their ranges: zoomer.config.SearchConfig). Different
+    seeds pick different targets; a seed may be a sequence of ints, as numpy's default_rng
+    takes it (s and [s, 0] give the same target). Raises RuntimeError if the start window
+    holds no boundary, NoTargetError if no attempt passes verification.
     """
-    if not depth > 0:
-        raise ValueError(f"zoom.depth must be > 0 decades, got {depth!r}")
-    if not zoom_per_level > 1:
-        raise ValueError(f"zoom.zoom_per_level must be > 1, got {zoom_per_level!r}")
-    if not (isinstance(resolution, int) and resolution >= 8):
-        raise ValueError(f"zoom.search_resolution must be an integer >= 8, got {resolution!r}")
     rng = np.random.default_rng(seed)
     for attempt in range(attempts):
         point = _refine(exp, start, depth, rng, resolution, zoom_per_level, device, dtype, progress)
@@ -118,48 +113,48 @@ def find_target(
             return Target(point, _levels(start, point, depth), depth, views)
         log.info("target %s lost the boundary at some depth; searching again", point)
     raise NoTargetError(
-        f"no target keeps the boundary in view down to zoom.depth={depth} decades after "
-        f"{attempts} attempts; try another zoom.seed, a smaller depth or more experiment.steps"
+        f"no target keeps the boundary in view down to {depth:g} decades after {attempts} attempts "
+        f"(seed {seed}); try another search.seed, fewer decades or more experiment.steps"
     )
 
 
-def find_structured_target(
+def search_target(
     exp: Experiment,
     start: Window,
     depth: float,
-    seed: int = 0,
-    candidates: int = 8,
-    resolution: int = 48,
+    search: SearchConfig,
     device=None,
     dtype=torch.float64,
     progress=None,
 ) -> tuple[Target, list[dict]]:
-    """Of `candidates` targets (seeds [seed, i]), the one with the most structure (rank_score).
+    """The automatic target of every app: of `search.candidates` targets (seeds
+    [search.seed, i]), the one with the most structure (rank_score).
 
-    For measuring the boundary's dimension: a single search may land on a smooth stretch
-    or on parallel bands, whose dimension is 1 at every depth; the paper measures the
-    panels where the border curves, forms islands and swirls. Returns the target and, for
-    every candidate, its seed and either its point and structure or why the search failed.
+    A single search may land on a smooth stretch or on parallel bands, whose dimension is 1
+    at every depth; the paper's panels are where the border curves, forms islands and
+    swirls. With one candidate this is find_target of search.seed. Returns the target and,
+    for every candidate, its seed and either its point and structure or why it failed.
     """
-    if not (isinstance(candidates, int) and candidates >= 1):
-        raise ValueError(f"candidates={candidates!r} must be an integer >= 1")
     found, record, failure = [], [], None
-    for i in range(candidates):
+    for i in range(search.candidates):
         try:
-            target = find_target(exp, start, depth, seed=[seed, i], resolution=resolution, device=device,
-                                 dtype=dtype, progress=progress)
+            target = find_target(exp, start, depth, seed=[search.seed, i], resolution=search.resolution,
+                                 zoom_per_level=search.zoom_per_level, device=device, dtype=dtype,
+                                 progress=progress)
         except NoTargetError as error:  # this candidate lost the boundary; the others may not
             log.info("candidate %d: %s", i, error)
-            record.append({"seed": [seed, i], "found": False, "reason": str(error)})
+            record.append({"seed": [search.seed, i], "found": False, "reason": str(error)})
             failure = error
             continue
         log.info("candidate %d: %s, structure %.3f", i, target.point, target.rank_score)
-        record.append({"seed": [seed, i], "found": True, "point": list(target.point),
+        record.append({"seed": [search.seed, i], "found": True, "point": list(target.point),
                        "rank_score": target.rank_score, "structure": list(target.structure)})
         found.append(target)
     if not found:
-        raise NoTargetError(f"none of {candidates} candidate targets keeps the boundary in view down to "
-                            f"{depth} decades; try another seed, a smaller depth or more steps") from failure
+        if search.candidates == 1:
+            raise failure
+        raise NoTargetError(f"none of {search.candidates} candidate targets keeps the boundary in view down to "
+                            f"{depth:g} decades; try another search.seed, fewer decades or more steps") from failure
     return max(found, key=lambda t: t.rank_score), record
 
 

@@ -3,7 +3,10 @@
 Frames are piped as raw RGB into the ffmpeg binary that imageio-ffmpeg bundles, so no
 image folder ever lands on disk. We start that binary ourselves instead of going through
 imageio_ffmpeg.write_frames, because write_frames neither keeps ffmpeg's stderr nor checks
-its exit status, and a failed encode must say why.
+its exit status, and a failed encode must say why; imageio's ffmpeg plugin is built on
+write_frames too. PNGs are written by Pillow, which is also what imageio v3's PNG plugin
+calls, so imageio would add a dependency and no function; tests read videos back with
+imageio_ffmpeg.read_frames.
 """
 import contextlib
 import math
@@ -18,67 +21,21 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .atomic import AtomicFile, write_atomic
+from .config import Codec, VideoConfig, VideoFormat
 
-FORMATS = ("mp4", "gif", "webp")
-CODECS = {"h264": "libx264", "hevc": "libx265"}
-PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+ENCODERS = {Codec.h264: "libx264", Codec.hevc: "libx265"}  # ffmpeg's encoder for each codec
 WEBP_QUALITY = 80  # libwebp's 0..100 scale
-
-
-@dataclass
-class VideoConfig:
-    """What gets written and how (Hydra group `video`)."""
-
-    format: str = "mp4"  # mp4 | gif | webp
-    width: int = 1920
-    height: int = 1080
-    fps: float = 30.0
-    duration_s: float = 10.0
-    codec: str = "h264"  # mp4 only: h264 | hevc
-    crf: int = 18  # mp4 only: 0 = lossless .. 51 = worst; ~18 looks transparent
-    preset: str = "medium"  # mp4 only: encoder speed vs size
-    overlay: bool = False  # print zoom depth and view centre on each frame
-    caption: Optional[str] = None  # an extra overlay line
-
-    @property
-    def n_frames(self) -> int:
-        return round(self.duration_s * self.fps)
-
-    def validate(self) -> None:
-        def fail(field, allowed):
-            raise ValueError(f"video.{field}={getattr(self, field)!r} is not allowed; {allowed}")
-
-        if self.format not in FORMATS:
-            fail("format", f"choose from {list(FORMATS)}")
-        for field in ("width", "height"):
-            size = getattr(self, field)
-            if not (isinstance(size, int) and size >= 2):
-                fail(field, "it must be an integer >= 2")
-            if self.format == "mp4" and size % 2:
-                fail(field, "mp4 is encoded as yuv420p, which needs an even width and height")
-        if not self.fps > 0:
-            fail("fps", "it must be > 0")
-        if not self.duration_s > 0:
-            fail("duration_s", "it must be > 0")
-        if self.codec not in CODECS:
-            fail("codec", f"choose from {list(CODECS)}")
-        if not (isinstance(self.crf, int) and 0 <= self.crf <= 51):
-            fail("crf", "it must be an integer in 0..51 (lower = better)")
-        if self.preset not in PRESETS:
-            fail("preset", f"choose from {list(PRESETS)}")
-        if not (self.caption is None or isinstance(self.caption, str)):
-            fail("caption", "it must be text or null")
 
 
 def _encoder_args(config: VideoConfig) -> list[str]:
     """ffmpeg output options for each format."""
-    if config.format == "mp4":
-        args = ["-c:v", CODECS[config.codec], "-preset", config.preset, "-crf", str(config.crf),
+    if config.format == VideoFormat.mp4:
+        args = ["-c:v", ENCODERS[config.codec], "-preset", str(config.preset), "-crf", str(config.crf),
                 "-pix_fmt", "yuv420p", "-movflags", "+faststart"]  # faststart: index up front, streams on the web
-        if config.codec == "hevc":
+        if config.codec == Codec.hevc:
             args += ["-tag:v", "hvc1", "-x265-params", "log-level=error"]  # hvc1: Apple players need it
         return args
-    if config.format == "gif":
+    if config.format == VideoFormat.gif:
         # One palette for the whole clip (every frame uses the same colormap) and ordered
         # dithering, whose fixed pattern does not crawl from frame to frame.
         return ["-filter_complex", "split[a][b];[a]palettegen[p];[b][p]paletteuse=dither=bayer", "-loop", "0"]
@@ -104,14 +61,13 @@ class VideoWriter:
     """
 
     def __init__(self, path, config: VideoConfig):
-        config.validate()
         self.path, self.config = Path(path), config
         self.shape = (config.height, config.width, 3)
         self._file = AtomicFile(self.path, extension=True)
         self._stderr = tempfile.TemporaryFile()
         command = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error",
                    "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{config.width}x{config.height}",
-                   "-r", str(config.fps), "-i", "-", "-an", *_encoder_args(config), "-f", config.format,
+                   "-r", str(config.fps), "-i", "-", "-an", *_encoder_args(config), "-f", str(config.format),
                    str(self._file.temp)]
         try:
             self._ffmpeg = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,

@@ -1,0 +1,234 @@
+"""The four apps' schemas: what each adds to the shared nodes (zoomer.config.parts).
+
+The YAML files under conf/ carry only what differs from these defaults (a group's
+choices, Hydra's own settings), so each default is written once, here.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, List, Optional
+
+from ..dimension import MIN_SIDE
+from ..window import Window
+from .choices import Frames, Method, Mode, Quality
+from .parts import (ColorConfig, EngineConfig, ExperimentConfig, PanelConfig, SearchConfig, VideoConfig,
+                    check_int, check_target, choice)
+
+
+@dataclass
+class ZoomConfig:
+    """Where and how deep a video zooms (Hydra group `zoom`)."""
+
+    target: Any = "auto"  # auto (search the boundary) | center (the start window's) | [x, y] in axis units
+    decades: float = 4.0  # of magnification from the start window to the last frame
+    final_width: Optional[float] = None  # the last frame's width in axis units (sets decades)
+    ease: float = 0.1  # share of the video spent speeding up (and slowing down) the zoom
+
+    def __post_init__(self) -> None:
+        self.target = check_target(self.target, "zoom.target")
+        if self.final_width is None and not self.decades > 0:
+            raise ValueError(f"zoom.decades={self.decades!r} must be > 0")
+        if self.final_width is not None and not self.final_width > 0:
+            raise ValueError(f"zoom.final_width={self.final_width!r} must be > 0 (axis units)")
+        if not 0 <= self.ease <= 0.5:
+            raise ValueError(f"zoom.ease={self.ease!r} must be in [0, 0.5] (share of the video spent speeding up)")
+
+
+@dataclass
+class RenderConfig:
+    """How the frames are computed and stored (node `render`)."""
+
+    frames: Frames = Frames.auto  # exact | keyframes | auto (exact on CUDA, keyframes on the CPU)
+    keyframe_scale: float = 1.0  # keyframe pixels per video pixel (per side)
+    guess: int = 8  # solid guessing: train every guess-th pixel, then only near the boundary; 1 = all
+    mode: Mode = Mode.all  # all | compute (frames only) | assemble (encode from the store)
+    num_shards: int = 1
+    shard: int = 0  # this process computes frames i with i % num_shards == shard
+    store_dir: Optional[str] = None  # default: <run dir>/frames
+
+    def __post_init__(self) -> None:
+        self.frames = choice(Frames, self.frames, "render.frames")
+        self.mode = choice(Mode, self.mode, "render.mode")
+        if not (isinstance(self.guess, int) and self.guess >= 1 and self.guess & (self.guess - 1) == 0):
+            raise ValueError(f"render.guess={self.guess!r} must be 1 (train every pixel) or a power of two such as 4")
+        if not self.keyframe_scale > 0:
+            raise ValueError(f"render.keyframe_scale={self.keyframe_scale!r} must be > 0")
+        check_int(self.num_shards, "render.num_shards", 1)
+        if not (isinstance(self.shard, int) and 0 <= self.shard < self.num_shards):
+            raise ValueError(f"render.shard={self.shard!r} must be in 0..{self.num_shards - 1} (render.num_shards - 1)")
+
+
+@dataclass
+class ZoomerConfig:
+    """`zoomer`: a zoom video into the boundary."""
+
+    quality: Quality = Quality.auto  # auto | preview | paper (zoomer.quality), unless experiment.steps is set
+    panel: Optional[PanelConfig] = None  # a named final window (conf/paper): the zoom ends on it
+    experiment: ExperimentConfig = field(default_factory=ExperimentConfig)  # type: ignore[valid-type]
+    zoom: ZoomConfig = field(default_factory=ZoomConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    color: ColorConfig = field(default_factory=ColorConfig)
+    video: VideoConfig = field(default_factory=VideoConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    render: RenderConfig = field(default_factory=RenderConfig)
+
+    def __post_init__(self) -> None:
+        self.quality = choice(Quality, self.quality, "quality")
+        if self.video.n_frames < 2:
+            raise ValueError(f"video.duration_s x video.fps gives {self.video.n_frames} frame(s); "
+                             "a zoom needs at least 2")
+
+
+@dataclass
+class StudyConfig:
+    """What zoomer-still and zoomer-dimension share: a view of one experiment, centred on
+    `target` (auto: the search's point at the view's depth; center; [x, y])."""
+
+    quality: Quality = Quality.auto
+    panel: Optional[PanelConfig] = None  # a named window (conf/paper): the view instead of target
+    experiment: ExperimentConfig = field(default_factory=ExperimentConfig)  # type: ignore[valid-type]
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    target: Any = "auto"
+    size: int = 256  # pixels across
+
+    min_size: ClassVar[int] = 8  # pixels across, at the least
+
+    def __post_init__(self) -> None:
+        self.quality = choice(Quality, self.quality, "quality")
+        check_int(self.size, "size", self.min_size, " (pixels)")
+        self.target = check_target(self.target, "target")
+        if self.target == "auto" and self.final_window() is None and not self.depth > 0:
+            raise ValueError("target=auto follows the boundary down a zoom, but this view does not zoom "
+                             "(levels=1 or magnification=1); use target=center or target=[x,y]")
+        self.start_window()
+
+    @property
+    def depth(self) -> float:
+        """Decades of magnification the app zooms through below the experiment's window."""
+        raise NotImplementedError
+
+    def start_window(self) -> Window:
+        return self.experiment.window.to_window()
+
+    def final_window(self) -> Optional[Window]:
+        """The view given outright (a named panel), or None: found from the target."""
+        return None if self.panel is None else self.panel.window()
+
+
+@dataclass
+class PanelWindowConfig:
+    """An explicit window in axis units (log10), or null bounds: none given."""
+
+    x: Optional[List[float]] = None
+    y: Optional[List[float]] = None
+
+    def __post_init__(self) -> None:
+        if (self.x is None) != (self.y is None):
+            raise ValueError("window.x and window.y must be given together ([lo, hi] each, log10 units), "
+                             f"got window.x={self.x}, window.y={self.y}")
+        for name, bounds in (("window.x", self.x), ("window.y", self.y)):
+            if bounds is not None and not (len(bounds) == 2 and bounds[0] < bounds[1]):
+                raise ValueError(f"{name}={list(bounds)} must be [lo, hi] with lo < hi (log10 units)")
+
+
+@dataclass
+class DimensionConfig(StudyConfig):
+    """zoomer-dimension: box-counting dimension of the boundary over a zoom sequence.
+
+    The deepest window is the panel's or `window` when given, else the experiment's window
+    magnified zoom_factor**(levels-1) about the target. method=boxcount measures `levels`
+    windows zoom_factor apart up to it, each by one least-squares slope; method=paper zooms
+    out of it by factors of 2 until the window is about `outer_width` wide and takes the
+    median of the local slopes of every image (zoomer.dimension, the paper's procedure).
+    """
+
+    search: SearchConfig = field(default_factory=lambda: SearchConfig(candidates=8))
+    method: Method = Method.boxcount
+    levels: int = 4
+    zoom_factor: float = 10.0
+    outer_width: float = 6.0  # method=paper: width (log10 units) of the widest window
+    window: PanelWindowConfig = field(default_factory=PanelWindowConfig)
+    frames: bool = True  # also write each level's coloured landscape as PNG
+
+    # The edge image of a landscape is one pixel smaller; it must resolve two box sizes.
+    min_size: ClassVar[int] = MIN_SIDE + 1
+
+    def __post_init__(self) -> None:
+        self.method = choice(Method, self.method, "method")
+        check_int(self.levels, "levels", 1)
+        if not self.zoom_factor > 1:
+            raise ValueError(f"zoom_factor={self.zoom_factor!r} must be > 1 (magnification per level)")
+        if not self.outer_width > 0:
+            raise ValueError(f"outer_width={self.outer_width!r} must be > 0 (log10 units)")
+        super().__post_init__()
+
+    @property
+    def depth(self) -> float:
+        """Decades of magnification from the first level to the last."""
+        return (self.levels - 1) * math.log10(self.zoom_factor)
+
+    def final_window(self) -> Optional[Window]:
+        """The explicit deepest window (a named panel's, else `window`), or None (found from
+        the target)."""
+        if self.panel is not None:
+            return self.panel.window()
+        if self.window.x is None:
+            return None
+        return Window.from_bounds(tuple(self.window.x), tuple(self.window.y))
+
+
+@dataclass
+class StillConfig(StudyConfig):
+    """zoomer-still: one window at high resolution, coloured as in videos.
+
+    The window is the experiment's window (override experiment.window.x / .y) magnified
+    `magnification` times about the target; size is its width, size / aspect its height.
+    """
+
+    target: Any = "center"
+    size: int = 1024
+    magnification: float = 1.0
+    aspect: float = 1.0  # width / height
+    color: ColorConfig = field(default_factory=ColorConfig)
+    figure: bool = False  # also write figure.png: axes in hyperparameter units and a title
+    title: Optional[str] = None  # the figure's title; null: experiment and view
+
+    def __post_init__(self) -> None:
+        if not self.magnification >= 1:
+            raise ValueError(f"magnification={self.magnification!r} must be >= 1")
+        if not self.aspect > 0:
+            raise ValueError(f"aspect={self.aspect!r} must be > 0 (width / height)")
+        super().__post_init__()
+        if round(self.size / self.aspect) < 8:
+            raise ValueError(f"size / aspect = {self.size / self.aspect:.3g} must be >= 8 pixels (the height)")
+
+    @property
+    def depth(self) -> float:
+        return math.log10(self.magnification)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(height, width) of the picture, before supersampling."""
+        return round(self.size / self.aspect), self.size
+
+
+@dataclass
+class TargetsConfig:
+    """zoomer-targets: one candidate target per job (search.seed); a multirun's candidates
+    are ranked into one contact sheet (zoomer.sweep)."""
+
+    quality: Quality = Quality.auto
+    experiment: ExperimentConfig = field(default_factory=ExperimentConfig)  # type: ignore[valid-type]
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    color: ColorConfig = field(default_factory=ColorConfig)
+    decades: float = 4.0  # of zoom the candidate must keep the boundary in view
+    thumb: int = 96  # thumbnail side in pixels
+
+    def __post_init__(self) -> None:
+        self.quality = choice(Quality, self.quality, "quality")
+        if not self.decades > 0:
+            raise ValueError(f"decades={self.decades!r} must be > 0")
+        check_int(self.thumb, "thumb", 8, " (pixels)")

@@ -1,0 +1,192 @@
+"""The nodes every app shares: experiment, engine, target search, colour and video.
+
+One name per concept in every app: `experiment.*` (the condition; its `depth` is layers),
+`quality`, `engine.*` (where and in which float type runs train), `search.*` (how an
+automatic target is found) and a `target` that is `auto`, `center` or `[x, y]`. Every
+range is checked in `__post_init__`, so a bad value is refused with the setting's name
+both when Hydra builds the object and when Python code does.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import MISSING, dataclass, field, fields, make_dataclass
+from enum import Enum
+from typing import List, Optional, TypeVar
+
+from ..colormaps import TABLES
+from ..experiment import Experiment
+from ..window import Window
+from .choices import Codec, Precision, Preset, VideoFormat
+
+E = TypeVar("E", bound=Enum)
+
+# Every colormap runs from -1 (converged) to +1 (diverged); "_r" flips any of them.
+COLORMAPS = (*TABLES, "fire_ice")
+
+
+def known_colormap(name: str) -> bool:
+    return name.removesuffix("_r") in COLORMAPS
+
+
+def choice(enum: type[E], value, key: str) -> E:
+    """`value` as a member of `enum` (Python callers may pass the plain name), or a
+    ValueError naming the setting and the names allowed."""
+    try:
+        return enum(value)
+    except ValueError:
+        raise ValueError(f"{key}={value!r} must be one of {[m.value for m in enum]}") from None
+
+
+def check_target(value, key: str):
+    """`auto`, `center` or [x, y]: two finite numbers in axis units (log10). Returns it."""
+    if value in ("auto", "center"):
+        return value
+    if not (isinstance(value, (list, tuple)) and len(value) == 2
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)):
+        raise ValueError(f"{key}={value!r} must be auto (search the boundary), center (the window's centre) "
+                         "or [x, y], two finite numbers in axis units (log10)")
+    return [float(v) for v in value]
+
+
+def check_int(value, key: str, least: int, why: str = "") -> None:
+    if not (isinstance(value, int) and not isinstance(value, bool) and value >= least):
+        raise ValueError(f"{key}={value!r} must be an integer >= {least}{why}")
+
+
+@dataclass
+class WindowConfig:
+    """A window by its bounds in axis units (log10)."""
+
+    x: List[float] = field(default_factory=lambda: [-2.0, 6.0])
+    y: List[float] = field(default_factory=lambda: [-3.0, 5.0])
+
+    def to_window(self) -> Window:
+        return Window.from_bounds(tuple(self.x), tuple(self.y))
+
+
+# An Experiment's fields, derived from the dataclass itself so the two never disagree.
+ExperimentConfig = make_dataclass(
+    "ExperimentConfig",
+    [("name", str, field(default="tanh"))]
+    + [(f.name, f.type, field(default=f.default)) for f in fields(Experiment)
+       if f.default is not MISSING and f.name != "steps"]
+    + [("steps", Optional[int], field(default=None)),  # null: the quality's (zoomer.quality)
+       ("window", WindowConfig, field(default_factory=WindowConfig))],
+)
+ExperimentConfig.__doc__ = "An Experiment's fields, its name and its window (where zooms start)."
+
+
+@dataclass
+class PanelConfig:
+    """A window named by its hyperparameter values (not log10), as a paper's figure prints
+    them: x input-layer rate (or weight offset), y output-layer rate (or the one rate)."""
+
+    title: str = ""
+    x: List[float] = field(default_factory=lambda: [1.0, 10.0])
+    y: List[float] = field(default_factory=lambda: [1.0, 10.0])
+
+    def __post_init__(self) -> None:
+        for name, bounds in (("x", self.x), ("y", self.y)):
+            if not (len(bounds) == 2 and 0 < bounds[0] < bounds[1]):
+                raise ValueError(f"panel.{name}={list(bounds)} must be two increasing positive values (not log10)")
+
+    def window(self) -> Window:
+        """The panel in axis units (log10)."""
+        return Window.from_bounds(tuple(math.log10(v) for v in self.x), tuple(math.log10(v) for v in self.y))
+
+
+@dataclass
+class EngineConfig:
+    """Where and in which float type the runs train (node `engine`, in every app).
+
+    The device and the backend are checked where torch is at hand (engine.resolve_device,
+    preflight.check_backend), still before any training.
+    """
+
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: Precision = Precision.float64  # float64 | float32 | auto (float32 where measured to agree)
+    backend: str = "auto"  # auto | torch | a fused kernel (zoomer/kernels)
+
+    def __post_init__(self) -> None:
+        self.precision = choice(Precision, self.precision, "engine.precision")
+
+
+@dataclass
+class SearchConfig:
+    """How an automatic target is found (zoomer.target; node `search`, in every app).
+
+    `candidates` searches are run (seeds [seed, 0..candidates-1]) and the one whose views
+    have the most structure wins; with 1, the search of `seed` alone.
+    """
+
+    seed: int = 0
+    candidates: int = 1
+    resolution: int = 32  # pixels per side of each search level
+    zoom_per_level: float = 4.0  # magnification between search levels
+
+    def __post_init__(self) -> None:
+        check_int(self.seed, "search.seed", 0)
+        check_int(self.candidates, "search.candidates", 1, " (targets searched)")
+        check_int(self.resolution, "search.resolution", 8, " (pixels per side)")
+        if not self.zoom_per_level > 1:
+            raise ValueError(f"search.zoom_per_level={self.zoom_per_level!r} must be > 1")
+
+
+@dataclass
+class ColorConfig:
+    """How frames are coloured (Hydra group `color`)."""
+
+    cmap: str = "Spectral"  # for the loss readout (training scores)
+    probe_cmap: str = "magma"  # for the probe_point readout
+    smoothing_frames: float = 8.0  # Gaussian sigma, in frames, of the reference smoothing
+    supersample: int = 1  # score images are k x k times the video size; colours averaged
+    n_quantiles: int = 256  # size of each side of a Reference
+
+    def __post_init__(self) -> None:
+        for key in ("cmap", "probe_cmap"):
+            name = getattr(self, key)
+            if not known_colormap(name):
+                raise ValueError(f"color.{key}={name!r} is not a known colormap; "
+                                 f"choose from {sorted(COLORMAPS)} (add _r to reverse)")
+        check_int(self.supersample, "color.supersample", 1)
+        if not self.smoothing_frames >= 0:
+            raise ValueError(f"color.smoothing_frames={self.smoothing_frames!r} must be >= 0 (0 = no smoothing)")
+        check_int(self.n_quantiles, "color.n_quantiles", 2)
+
+
+@dataclass
+class VideoConfig:
+    """What gets written and how (Hydra group `video`)."""
+
+    format: VideoFormat = VideoFormat.mp4  # mp4 | gif | webp
+    width: int = 1920
+    height: int = 1080
+    fps: float = 30.0
+    duration_s: float = 10.0
+    codec: Codec = Codec.h264  # mp4 only: h264 | hevc
+    crf: int = 18  # mp4 only: 0 = lossless .. 51 = worst; ~18 looks transparent
+    preset: Preset = Preset.medium  # mp4 only: encoder speed vs size
+    overlay: bool = False  # print zoom depth and view centre on each frame
+    caption: Optional[str] = None  # an extra overlay line
+
+    @property
+    def n_frames(self) -> int:
+        return round(self.duration_s * self.fps)
+
+    def __post_init__(self) -> None:
+        self.format = choice(VideoFormat, self.format, "video.format")
+        self.codec = choice(Codec, self.codec, "video.codec")
+        self.preset = choice(Preset, self.preset, "video.preset")
+        for key in ("width", "height"):
+            size = getattr(self, key)
+            check_int(size, f"video.{key}", 2)
+            if self.format == VideoFormat.mp4 and size % 2:
+                raise ValueError(f"video.{key}={size} must be even: mp4 is encoded as yuv420p, "
+                                 "which needs an even width and height")
+        for key in ("fps", "duration_s"):
+            if not getattr(self, key) > 0:
+                raise ValueError(f"video.{key}={getattr(self, key)!r} must be > 0")
+        if not (isinstance(self.crf, int) and 0 <= self.crf <= 51):
+            raise ValueError(f"video.crf={self.crf!r} must be an integer in 0..51 (lower = better)")
+        if not (self.caption is None or isinstance(self.caption, str)):
+            raise ValueError(f"video.caption={self.caption!r} must be text or null")
