@@ -50,13 +50,19 @@ def candidate(cfg: DictConfig, run_dir: Path) -> dict:
         scores = landscape(exp, target.levels[-1], (app.thumb, app.thumb), device=device, dtype=precision,
                            backend=app.engine.backend)
         save_png(run_dir / "thumb.png", color_frame(scores, Reference.from_scores(scores), app.color, exp.readout))
-        (x, y), quality = target.point, "" if app.quality == Quality.auto else f" quality={app.quality}"
+        (x, y) = target.point
         row.update(found=True, point=[x, y], rank_score=target.rank_score, structure=list(target.structure),
-                   override=f"experiment={app.experiment.name}{quality} zoom=manual zoom.target=[{x!r},{y!r}] "
-                            f"zoom.decades={app.decades}")
+                   override=f"experiment={app.experiment.name}{_same_landscape(app)} zoom=manual "
+                            f"zoom.target=[{x!r},{y!r}] zoom.decades={app.decades}")
     write_json(run_dir / "candidate.json", row)
     log.info("seed %d: %s", app.search.seed, f"rank score {row['rank_score']:.3f}" if row["found"] else row["reason"])
     return row
+
+
+def _same_landscape(app: TargetsConfig) -> str:
+    """The overrides that give zoomer the landscape this candidate was searched in."""
+    steps = "" if app.experiment.steps is None else f" experiment.steps={app.experiment.steps}"
+    return steps + ("" if app.quality == Quality.auto else f" quality={app.quality}")
 
 
 def rank(folder: Path) -> list[dict]:
