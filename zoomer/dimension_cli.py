@@ -54,8 +54,7 @@ def measure(cfg: DimensionConfig, out: Path, config: dict | None = None) -> dict
         if cfg.target == "auto":
             # Refuse a zoom too deep for float64 before the search, judged at the start
             # window's corner farthest from zero: the coarsest spacing a target can meet.
-            corner = (max(study.start.x_bounds, key=abs), max(study.start.y_bounds, key=abs))
-            study.start.zoom(cfg.zoom_factor ** (cfg.levels - 1), corner).check_resolution(size)
+            study.start.zoom(cfg.zoom_factor ** (cfg.levels - 1), study.start.farthest_corner).check_resolution(size)
         center, candidate_targets = study.center(cfg, study.start)  # auto: the most structured candidate
     windows = _windows(cfg, study.start, center, final)
     for window in windows:  # refuse a zoom too deep for float64 before training any level

@@ -22,12 +22,6 @@ import numpy as np
 from .boundary import dilate, mixed
 
 
-def check_step(step) -> int:
-    if not (isinstance(step, int) and step >= 1 and step & (step - 1) == 0):
-        raise ValueError(f"render.guess must be 1 (train every pixel) or a power of two such as 4, got {step!r}")
-    return step
-
-
 def solid_guess(
     train: Callable[[np.ndarray, np.ndarray], np.ndarray],
     size: tuple[int, int],

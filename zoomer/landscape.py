@@ -14,7 +14,8 @@ import torch
 
 from .engine import train_grid
 from .experiment import Experiment
-from .guess import check_step, solid_guess
+from .config.parts import check_guess
+from .guess import solid_guess
 from .precision import resolve_precision
 from .window import Window, check_size
 
@@ -59,7 +60,7 @@ def landscape(
                                       progress=progress, backend=backend)
         return scores
 
-    scores = solid_guess(train, (h, w), check_step(guess), progress)
+    scores = solid_guess(train, (h, w), check_guess(guess), progress)
     if guess > 1 or known is not None:
         log.info("%d x %d frame: trained %d runs (%.0f%%), %d reused from another frame",
                  w, h, counts["trained"], 100 * counts["trained"] / (h * w), counts["reused"])

@@ -56,7 +56,7 @@ def check_depth_reachable(lay: Layout, condition: Window, point) -> None:
     """The depth check, before the search: at the manual target, or else at the condition
     window's corner farthest from zero (the coarsest float64 spacing a target can meet)."""
     if point is None:
-        point = (max(condition.x_bounds, key=abs), max(condition.y_bounds, key=abs))
+        point = condition.farthest_corner
     check_depth(lay, point)
 
 

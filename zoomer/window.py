@@ -61,6 +61,12 @@ class Window:
         return (self.cx, self.cy)
 
     @property
+    def farthest_corner(self) -> tuple[float, float]:
+        """The corner farthest from zero, where float64's spacing is coarsest: a zoom that
+        resolves there resolves anywhere in the window (the depth check before a search)."""
+        return (max(self.x_bounds, key=abs), max(self.y_bounds, key=abs))
+
+    @property
     def width(self) -> float:
         return 2 * self.half_w
 

@@ -13,7 +13,7 @@ from ..dimension import MIN_SIDE
 from ..window import Window
 from .choices import Frames, Method, Mode, Quality
 from .parts import (ColorConfig, EngineConfig, ExperimentConfig, PanelConfig, SearchConfig, VideoConfig,
-                    check_int, check_target, choice)
+                    check_guess, check_int, check_target, choice)
 
 
 @dataclass
@@ -50,8 +50,7 @@ class RenderConfig:
     def __post_init__(self) -> None:
         self.frames = choice(Frames, self.frames, "render.frames")
         self.mode = choice(Mode, self.mode, "render.mode")
-        if not (isinstance(self.guess, int) and self.guess >= 1 and self.guess & (self.guess - 1) == 0):
-            raise ValueError(f"render.guess={self.guess!r} must be 1 (train every pixel) or a power of two such as 4")
+        check_guess(self.guess)
         if not self.keyframe_scale > 0:
             raise ValueError(f"render.keyframe_scale={self.keyframe_scale!r} must be > 0")
         check_int(self.num_shards, "render.num_shards", 1)

@@ -48,6 +48,13 @@ def check_target(value, key: str):
     return [float(v) for v in value]
 
 
+def check_guess(step):
+    """render.guess, the lattice step of solid guessing (zoomer.guess): 1 or a power of two."""
+    if not (isinstance(step, int) and not isinstance(step, bool) and step >= 1 and step & (step - 1) == 0):
+        raise ValueError(f"render.guess={step!r} must be 1 (train every pixel) or a power of two such as 4")
+    return step
+
+
 def check_int(value, key: str, least: int, why: str = "") -> None:
     if not (isinstance(value, int) and not isinstance(value, bool) and value >= least):
         raise ValueError(f"{key}={value!r} must be an integer >= {least}{why}")
