@@ -15,6 +15,11 @@ from zoomer import jax_draws
 NONLINEARITIES = ("tanh", "relu", "identity")
 PHASE_SPACES = ("lr_vs_lr", "paraminit_vs_lr")
 READOUTS = ("loss", "probe_point")
+# When paraminit_vs_lr adds its offset to the input-layer weights: "at_init", once, to the
+# initial weights (the paper's text); "every_step", again before every step, the gradient
+# taken and the update applied at the shifted weights (the notebook's train_step, which
+# drew the published panel). lr_vs_lr has no offset, so either reading trains the same.
+OFFSETS = ("at_init", "every_step")
 # "jax": the paper's notebook's draws (JAX's threefry, float64); "torch": zoomer's earlier
 # draws from a torch.Generator. The same seed gives different problems under each.
 RNGS = ("torch", "jax")
@@ -69,7 +74,8 @@ class Experiment:
 
     Layer i trains with the x-axis rate when i is even and the y-axis rate when i is odd
     (lr_vs_lr); in paraminit_vs_lr, x is log10 of an offset added to the mean of the
-    input-layer initial weights and y is log10 of one learning rate for every layer.
+    input-layer weights (when: `offset`, see OFFSETS) and y is log10 of one learning rate
+    for every layer.
     """
 
     nonlinearity: str = "tanh"
@@ -83,6 +89,7 @@ class Experiment:
     # Minibatch size drawn with replacement; None trains on the full batch.
     batch_size: Optional[int] = None
     phase_space: str = "lr_vs_lr"
+    offset: str = "at_init"
     readout: str = "loss"
     steps: int = DEFAULT_STEPS
     seed: int = 0
@@ -96,6 +103,7 @@ class Experiment:
         """Raise ValueError naming the field and what is allowed; runs before any compute."""
         _choice("nonlinearity", self.nonlinearity, NONLINEARITIES)
         _choice("phase_space", self.phase_space, PHASE_SPACES)
+        _choice("offset", self.offset, OFFSETS)
         _choice("readout", self.readout, READOUTS)
         _choice("rng", self.rng, RNGS)
         _at_least("width", self.width, 1)
@@ -127,6 +135,11 @@ class Experiment:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def offset_every_step(self) -> bool:
+        """Whether the input-layer offset is added before every step, not only at init."""
+        return self.offset == "every_step"
 
     # ---- shapes ---------------------------------------------------------------------
     @property

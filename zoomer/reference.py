@@ -28,9 +28,10 @@ def train_one(exp: Experiment, x: float, y: float) -> float:
     prob = exp.problem()
     lrs, offsets = exp.hparams(torch.tensor([x], dtype=torch.float64), torch.tensor([y], dtype=torch.float64))
     weights = [w.clone() for w in prob.weights]
-    weights[0] = weights[0] + offsets[0]
     losses = []
     for t in range(exp.steps):
+        if t == 0 or exp.offset_every_step:
+            weights[0] = weights[0] + offsets[0]
         ws = [w.detach().requires_grad_(True) for w in weights]
         full = torch.mean((predict(exp, ws, prob.X) - prob.Y) ** 2)
         losses.append(full.detach())

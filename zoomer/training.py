@@ -28,13 +28,15 @@ def train_torch(exp: Experiment, prob: Problem, lrs: torch.Tensor, offsets: torc
     net = Net.of(exp)
     B, steps = lrs.shape[0], exp.steps
     weights = [w.expand(B, -1, -1).clone() for w in prob.weights]
-    weights[0] += offsets[:, None, None]
+    offsets = offsets[:, None, None]
     lr = [lrs[:, i, None, None] for i in range(exp.depth)]
     acc = ScoreAccumulator(B, steps, prob.X.device, prob.X.dtype)
     rows = torch.arange(B, device=prob.X.device)
     dead = torch.zeros(B, dtype=torch.bool, device=prob.X.device)
 
     for t in range(steps):
+        if t == 0 or exp.offset_every_step:  # the step is taken at the shifted weights
+            weights[0] += offsets
         if prob.batches is None:
             loss, grads = net.loss_and_grads(weights, prob.X, prob.Y)
         else:  # the scored loss is the full-batch loss; the step uses the minibatch
@@ -47,7 +49,7 @@ def train_torch(exp: Experiment, prob: Problem, lrs: torch.Tensor, offsets: torc
         if compact and (t + 1) % COMPACT_EVERY == 0 and bool(dead.any()):
             keep = ~dead
             rows, weights = rows[keep], [w[keep] for w in weights]
-            lr, dead = [a[keep] for a in lr], dead[keep]
+            lr, dead, offsets = [a[keep] for a in lr], dead[keep], offsets[keep]
             if rows.numel() == 0:
                 break
 

@@ -69,6 +69,7 @@ def train(exp: Experiment, prob: Problem, lrs: torch.Tensor, offsets: torch.Tens
         *map(_pointer, (X, Y, batch_X, batch_Y)),
         (ctypes.c_void_p * len(init))(*map(_pointer, init)),
         *map(_pointer, (lrs, offsets)),
+        int(exp.offset_every_step),
         B,
         *map(_pointer, (l0, sum_v, sum_inv, tail, dead_at)),
         torch.get_num_threads(),
@@ -122,7 +123,7 @@ def _library(bits: int, width: int, target_dim: int, depth: int):
         long_, long_, long_, long_,  # n_data, n_rows, batch_size, batch_rows
         ptr, ptr, ptr, ptr,  # X, Y, batch_X, batch_Y
         ctypes.POINTER(ptr),  # init: one pointer per layer
-        ptr, ptr, long_,  # lrs, offsets, B
+        ptr, ptr, int_, long_,  # lrs, offsets, offset_every_step, B
         ptr, ptr, ptr, ptr, ptr,  # l0, sum_v, sum_inv, tail, dead_at
         int_,  # threads
     ]

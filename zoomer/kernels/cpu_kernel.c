@@ -310,14 +310,17 @@ typedef struct {
     const real *batch_X, *batch_Y; /* (steps, batch_rows, ...) minibatch rows, or NULL */
     const real *init[DEPTH];       /* initial weights (fan_in, fan_out), shared */
     const real *lrs, *offsets;     /* (B, DEPTH), (B,) */
+    int offset_every_step;         /* 0: offset added once, to the initial weights; 1: before every step */
 } Problem;
 
 /* Train runs first .. first+n-1 (n <= LANES) for all steps; the padding lanes copy run
  * `first` and are never recorded. */
 static void train_group(const Problem *p, const Net *net, const Sums *sums, Group *g,
                         long first, int n) {
+    vec offset;
     for (int lane = 0; lane < LANES; lane++) {
         long b = first + (lane < n ? lane : 0);
+        offset[lane] = p->offsets[b];
         for (int l = 0; l < DEPTH; l++) g->lr[l][lane] = p->lrs[b * DEPTH + l];
         for (int l = 0; l < DEPTH - 1; l++)
             for (int i = 0; i < WIDTH; i++)
@@ -329,6 +332,9 @@ static void train_group(const Problem *p, const Net *net, const Sums *sums, Grou
                 g->w.out[i][k][lane] = p->init[DEPTH - 1][i * TARGET_DIM + k];
     }
     for (int t = 0; t < p->steps; t++) {
+        if (p->offset_every_step && t > 0) /* the notebook's reading: shift, then step from there */
+            for (int i = 0; i < WIDTH; i++)
+                for (int j = 0; j < WIDTH; j++) g->w.hidden[0][i][j] += offset;
         memset(&g->grad, 0, sizeof(Weights));
         vec sse;
         if (p->batch_X == NULL) {
@@ -352,11 +358,14 @@ static void train_group(const Problem *p, const Net *net, const Sums *sums, Grou
 
 /* Train B runs and fill their running sums (l0, sum_v, sum_inv, tail, dead_at: (B,)).
  * n_data and batch_size are the real row counts (batch_X NULL: full batch), n_rows and
- * batch_rows the padded ones. Returns 0, or -1 if a thread could not allocate its workspace. */
+ * batch_rows the padded ones. offsets are added to the input layer's initial weights, and
+ * with offset_every_step again before every later step. Returns 0, or -1 if a thread
+ * could not allocate its workspace. */
 int zoomer_train(int nonlinearity, int steps, long n_data, long n_rows, long batch_size,
                  long batch_rows, const real *X, const real *Y, const real *batch_X,
                  const real *batch_Y,
-                 const real *const *init, const real *lrs, const real *offsets, long B,
+                 const real *const *init, const real *lrs, const real *offsets,
+                 int offset_every_step, long B,
                  real *l0, real *sum_v, real *sum_inv, real *tail, int64_t *dead_at,
                  int threads) {
     double c = 1 / __builtin_sqrt((double)WIDTH); /* every layer's fan_in is WIDTH */
@@ -369,6 +378,7 @@ int zoomer_train(int nonlinearity, int steps, long n_data, long n_rows, long bat
         .loss_scale = 1.0 / ((double)n_data * TARGET_DIM),
         .grad_scale = 2 * c * c / ((double)grad_rows * TARGET_DIM),
         .X = X, .Y = Y, .batch_X = batch_X, .batch_Y = batch_Y, .lrs = lrs, .offsets = offsets,
+        .offset_every_step = offset_every_step,
     };
     for (int l = 0; l < DEPTH; l++) p.init[l] = init[l];
     Sums sums = {l0, sum_v, sum_inv, tail, dead_at};
