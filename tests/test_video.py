@@ -15,8 +15,7 @@ from PIL import Image
 from zoomer import video
 from zoomer.atomic import remove_stale
 from zoomer.config import VideoConfig
-from zoomer.video import (VideoWriter, draw_overlay, moov_before_mdat, mp4_boxes,
-                          overlay_lines, probe, save_png)
+from zoomer.video import VideoWriter, moov_before_mdat, mp4_boxes, probe, save_png
 
 CONF = Path(str(files("zoomer.conf"))) / "video"
 WIDTH, HEIGHT, N = 64, 36, 6
@@ -107,26 +106,6 @@ def test_a_missing_directory_is_named(tmp_path, frames):
 def test_png_still(tmp_path, frames):
     save_png(tmp_path / "frame.png", frames[3])
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "frame.png")), frames[3])
-
-
-@pytest.mark.parametrize("width, height", [(256, 144), (1920, 1080), (1080, 1920)])
-def test_overlay_marks_the_bottom_left_and_keeps_shape(width, height):
-    frame = np.full((height, width, 3), 200, np.uint8)
-    lines = overlay_lines(1.2e4, (-0.123456789012, 0.5), caption="tanh, full batch")
-    marked = draw_overlay(frame, lines)
-    assert marked.shape == frame.shape and marked.dtype == np.uint8
-    changed = np.any(marked != frame, axis=-1)
-    rows, cols = np.nonzero(changed)
-    assert rows.max() >= 0.7 * height and cols.min() <= 0.05 * width  # bottom-left box
-    assert not changed[: height // 3].any() and not changed[:, -2:].any()  # rest untouched
-    assert (rows.max() - rows.min()) > 0.08 * min(width, height)  # scaled, not a 10 px smudge at 1080p
-    assert np.all(frame == 200)  # input left alone
-
-
-def test_overlay_text():
-    lines = overlay_lines(1.2e4, (-0.123456789012, 2.0), caption="relu")
-    assert lines == ["zoom 1.2e4", "x = -0.123456789", "y = 2", "relu"]
-    assert overlay_lines(3.0, (1.0, 2.0), axis_names=("lr_in", "lr_out"))[:2] == ["zoom 3", "lr_in = 1"]
 
 
 def test_video_config_validation_names_the_field():

@@ -16,9 +16,10 @@ import torch
 from .color import Reference, color_frame, smooth_references, supersample_colors
 from .compute import frame_key, progress_bar
 from .config import ColorConfig, VideoConfig
+from .overlay import draw_overlay, overlay_text
 from .plan import Plan
 from .store import FrameStore
-from .video import VideoWriter, draw_overlay, overlay_lines, save_png
+from .video import VideoWriter, save_png
 
 
 def encode(exp, plan: Plan, store: FrameStore, video: VideoConfig, color: ColorConfig, path: Path, poster: Path):
@@ -39,7 +40,7 @@ def encode(exp, plan: Plan, store: FrameStore, video: VideoConfig, color: ColorC
         for i, frame in enumerate(frames):
             if video.overlay:
                 window = plan.frame_windows[i]
-                frame = draw_overlay(frame, overlay_lines(start.width / window.width, window.center, video.caption))
+                frame = draw_overlay(frame, overlay_text(start.width / window.width, window.center, video.caption))
             writer.write(frame)
             if i == poster_at:
                 save_png(poster, frame)

@@ -1,4 +1,4 @@
-"""Frames -> files: MP4 / GIF / WebP streamed to ffmpeg, PNG stills, a text overlay.
+"""Frames -> files: MP4 / GIF / WebP streamed to ffmpeg, PNG stills.
 
 Frames are piped as raw RGB into the ffmpeg binary that imageio-ffmpeg bundles, so no
 image folder ever lands on disk. We start that binary ourselves instead of going through
@@ -9,7 +9,6 @@ calls, so imageio would add a dependency and no function; tests read videos back
 imageio_ffmpeg.read_frames.
 """
 import contextlib
-import math
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from typing import Optional
 
 import imageio_ffmpeg
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
 from .atomic import AtomicFile, write_atomic
 from .config import Codec, VideoConfig, VideoFormat
@@ -42,7 +41,8 @@ def _encoder_args(config: VideoConfig) -> list[str]:
     return ["-c:v", "libwebp_anim", "-quality", str(WEBP_QUALITY), "-pix_fmt", "yuv420p", "-loop", "0"]
 
 
-def _check_frame(frame: np.ndarray, shape: Optional[tuple] = None) -> None:
+def check_frame(frame: np.ndarray, shape: Optional[tuple] = None) -> None:
+    """Refuse anything but a uint8 (height, width, 3) frame (of `shape` when given)."""
     if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3 or shape not in (None, frame.shape):
         wanted = f"{shape} (height, width, RGB)" if shape else "(height, width, 3)"
         raise ValueError(f"frame is {frame.dtype} {frame.shape}; expected uint8 {wanted}")
@@ -78,7 +78,7 @@ class VideoWriter:
             raise
 
     def write(self, frame: np.ndarray) -> None:
-        _check_frame(frame, self.shape)
+        check_frame(frame, self.shape)
         try:
             self._ffmpeg.stdin.write(frame.tobytes())
         except BrokenPipeError:
@@ -132,49 +132,9 @@ class VideoWriter:
 def save_png(path, image) -> None:
     """A PNG from a uint8 (height, width, 3) frame or a PIL image, written atomically."""
     if isinstance(image, np.ndarray):
-        _check_frame(image)
+        check_frame(image)
         image = Image.fromarray(image)
     write_atomic(path, lambda f: image.save(f, format="PNG"))
-
-
-def overlay_lines(magnification: float, centre: tuple[float, float], caption: Optional[str] = None,
-                  axis_names: tuple[str, str] = ("x", "y")) -> list[str]:
-    """The overlay's text: zoom depth, the view's centre in axis units, an optional caption.
-
-    The centre gets enough significant digits to still differ between neighbouring views
-    at this depth (about log10(magnification) + 4). Plain ASCII: Pillow's built-in font
-    has no multiplication sign.
-    """
-    digits = 4 + max(0, math.ceil(math.log10(magnification)))
-    mantissa, exponent = f"{magnification:.1e}".split("e")
-    depth = f"{magnification:.3g}" if magnification < 1e3 else f"{mantissa}e{int(exponent)}"
-    lines = [f"zoom {depth}"] + [f"{name} = {value:.{digits}g}" for name, value in zip(axis_names, centre)]
-    return lines + ([caption] if caption else [])
-
-
-def draw_overlay(frame: np.ndarray, lines: list[str], opacity: float = 0.55) -> np.ndarray:
-    """Print lines in the bottom-left corner over a semi-transparent dark box.
-
-    The font scales with the frame's shorter side (and shrinks to fit its width), so the
-    text reads alike on a 256 px preview and a 1080p video.
-    """
-    _check_frame(frame)
-    if not lines:
-        return frame
-    height, width = frame.shape[:2]
-    size = max(10, round(0.04 * min(height, width)))
-    text_width = max(1.0, *(ImageFont.load_default(size=size).getlength(line) for line in lines))
-    size = max(6, min(size, math.floor(size * 0.9 * width / text_width)))  # fit the frame's width
-    font = ImageFont.load_default(size=size)
-    pad, line_height = max(2, size // 3), round(size * 1.25)
-    box_width = max(font.getlength(line) for line in lines) + 2 * pad
-    top = height - pad - (line_height * len(lines) + 2 * pad)
-    layer = Image.new("RGBA", (width, height))
-    draw = ImageDraw.Draw(layer)
-    draw.rectangle([pad, top, pad + box_width, height - pad], fill=(0, 0, 0, round(255 * opacity)))
-    for i, line in enumerate(lines):
-        draw.text((2 * pad, top + pad + i * line_height), line, font=font, fill=(255, 255, 255, 255))
-    return np.asarray(Image.alpha_composite(Image.fromarray(frame).convert("RGBA"), layer).convert("RGB"))
 
 
 @dataclass(frozen=True)
