@@ -1,4 +1,4 @@
-"""The four apps' schemas: what each adds to the shared nodes (zoomer.config.parts).
+"""The five apps' schemas: what each adds to the shared nodes (zoomer.config.parts).
 
 The YAML files under conf/ carry only what differs from these defaults (a group's
 choices, Hydra's own settings), so each default is written once, here.
@@ -231,3 +231,40 @@ class TargetsConfig:
         if not self.decades > 0:
             raise ValueError(f"decades={self.decades!r} must be > 0")
         check_int(self.thumb, "thumb", 8, " (pixels)")
+
+
+@dataclass
+class ExploreConfig:
+    """zoomer-explore: a local web page over the engine, to find a zoom target by eye.
+
+    Each view is trained in passes `coarse`, 2 x coarse, ... `size` pixels across, each pass
+    reusing the runs of the one before; its height follows the video's aspect, so a view is
+    the last frame of the zoom the page's render button starts (with `video`'s settings).
+    """
+
+    quality: Quality = Quality.auto  # the page's first quality; it switches preview | paper
+    panel: Optional[PanelConfig] = None  # paper=<panel>: the page opens on the panel
+    experiment: ExperimentConfig = field(default_factory=ExperimentConfig)  # type: ignore[valid-type]
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    color: ColorConfig = field(default_factory=ColorConfig)  # the page's first colormap
+    video: VideoConfig = field(default_factory=VideoConfig)  # of the renders; its aspect is the view's
+    size: int = 256  # pixels across of the last pass
+    coarse: int = 32  # pixels across of the first pass
+    guess: int = 8  # solid guessing in every pass (zoomer.guess); 1 = train every pixel
+    host: str = "127.0.0.1"
+    port: int = 0  # 0: a free port
+    open_browser: bool = False  # also open the page in the default browser
+    cache: int = 256  # score images kept in memory (one per view, quality and pass)
+
+    def __post_init__(self) -> None:
+        self.quality = choice(Quality, self.quality, "quality")
+        check_int(self.coarse, "coarse", 4, " (pixels)")
+        check_int(self.size, "size", self.coarse, " (pixels, at least coarse)")
+        ratio = self.size // self.coarse
+        if self.size % self.coarse or ratio & (ratio - 1):
+            raise Refusal(f"size={self.size} must be coarse={self.coarse} times a power of two "
+                             "(each pass doubles the one before)")
+        check_guess(self.guess)
+        if not (isinstance(self.port, int) and 0 <= self.port <= 65535):
+            raise Refusal(f"port={self.port!r} must be 0 (a free port) or a port number up to 65535")
+        check_int(self.cache, "cache", 1, " (score images)")
