@@ -9,7 +9,7 @@ SCRIPTS = {ep.name: ep for ep in distribution("zoomer").entry_points if ep.group
 
 
 def test_every_app_is_covered():
-    assert set(SCRIPTS) == {"zoomer", "zoomer-still", "zoomer-dimension", "zoomer-targets"}
+    assert set(SCRIPTS) == {"zoomer", "zoomer-still", "zoomer-dimension", "zoomer-targets", "zoomer-explore"}
 
 
 @pytest.mark.parametrize("name", sorted(SCRIPTS))
