@@ -39,6 +39,7 @@ ENGINE_CASES = {
     "target_dim_3": (dict(target_dim=3), ((-1.0, 5.0), (-1.0, 2.5))),
     "depth_3": (dict(depth=3), ((-1.0, 3.0), (-1.0, 3.0))),
     "paraminit": (dict(phase_space="paraminit_vs_lr"), ((-2.0, 2.0), (-1.0, 2.0))),
+    "paraminit_every_step": (dict(phase_space="paraminit_vs_lr", offset="every_step"), ((-2.0, 2.0), (-1.0, 1.8))),
     "minibatch": (dict(batch_size=16), ((-1.0, 5.0), (-1.0, 2.5))),
     "probe_point": (dict(readout="probe_point"), ((-1.0, 3.0), (-1.0, 1.0))),
 }

@@ -5,6 +5,7 @@ import torch
 
 import zoomer
 from zoomer import engine
+from zoomer.errors import Refusal
 
 STEPS = 30  # past the score's 20-step tail, so the tail is not the whole history
 
@@ -82,6 +83,7 @@ def test_problem_is_reproducible_and_shaped_like_the_paper():
         (dict(steps=10), "steps"),
         (dict(depth=1), "depth"),
         (dict(phase_space="lr"), "phase_space"),
+        (dict(offset="sometimes"), "offset"),
         (dict(readout="acc"), "readout"),
         (dict(batch_size=0), "batch_size"),
     ],
@@ -109,7 +111,7 @@ def test_bad_windows_and_sizes_are_refused_before_compute():
 
 def test_a_run_too_big_for_memory_is_refused(monkeypatch):
     monkeypatch.setattr(engine, "free_memory", lambda device: 1000)
-    with pytest.raises(MemoryError, match="width"):
+    with pytest.raises(Refusal, match="width"):
         zoomer.landscape(zoomer.Experiment(), zoomer.Window.from_bounds((0, 1), (0, 1)), (2, 2))
 
 

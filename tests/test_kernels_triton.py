@@ -39,6 +39,8 @@ CASES = {
     "minibatch": (dict(width=8, batch_size=16), ((-1.0, 5.0), (-1.0, 2.5)), "float64"),
     "single_datapoint": (dict(width=8, n_data=1), ((-1.0, 3.0), (-1.0, 2.0)), "float64"),
     "paraminit": (dict(width=8, phase_space="paraminit_vs_lr"), ((-2.0, 2.0), (-1.0, 2.0)), "float64"),
+    "paraminit_every_step": (dict(width=8, phase_space="paraminit_vs_lr", offset="every_step"),
+                             ((-2.0, 2.0), (-1.0, 1.8)), "float64"),
     "overflow": (dict(width=8), ((20.0, 40.0), (20.0, 40.0)), "float64"),
 }
 
@@ -128,7 +130,7 @@ def test_kernel_compiles_for_h100_onto_fp64_tensor_cores():
         p.name: "constexpr" if p.is_constexpr else "i32" if p.name.islower() else pointers.get(p.name, "*fp64")
         for p in kernel.params
     }
-    constants = dict(ACT="tanh", MINIBATCH=True, RUNS=triton_kernel.RUNS, ROWS=triton_kernel.ROWS, WP=16,
+    constants = dict(ACT="tanh", MINIBATCH=True, OFFSET_EVERY_STEP=True, RUNS=triton_kernel.RUNS, ROWS=triton_kernel.ROWS, WP=16,
                      CAP=1e6, TAIL=20)  # fmt: skip
     compiled = triton.compile(
         ASTSource(kernel, signature, constants),

@@ -108,7 +108,7 @@ def train(exp: Experiment, prob: Problem, lrs: torch.Tensor, offsets: torch.Tens
         X, prob.Y.contiguous(), prob.weights[0].contiguous(), prob.weights[1].contiguous(),
         lrs.contiguous(), offsets.contiguous(), batches.contiguous(), consts, sums, dead_at,
         runs, n, w, rows_per_step, exp.steps,
-        ACT=exp.nonlinearity, MINIBATCH=prob.batches is not None,
+        ACT=exp.nonlinearity, MINIBATCH=prob.batches is not None, OFFSET_EVERY_STEP=exp.offset_every_step,
         RUNS=RUNS, ROWS=ROWS, WP=max(MIN_DOT, triton.next_power_of_2(w)), CAP=CAP, TAIL=TAIL,
         num_warps=NUM_WARPS, enable_fp_fusion=FP_FUSION,
     )  # fmt: skip
@@ -177,7 +177,7 @@ def _sweep(X, Y, IDX, count, w, W1, W2, gain, out_scale, grad_scale,
 @_jit
 def _train_kernel(X, Y, W1_init, W2_init, LRS, OFFSETS, BATCHES, CONSTS, SUMS, DEAD_AT,
                   runs, n, w, batch, steps,
-                  ACT: tl.constexpr, MINIBATCH: tl.constexpr, RUNS: tl.constexpr,
+                  ACT: tl.constexpr, MINIBATCH: tl.constexpr, OFFSET_EVERY_STEP: tl.constexpr, RUNS: tl.constexpr,
                   ROWS: tl.constexpr, WP: tl.constexpr, CAP: tl.constexpr, TAIL: tl.constexpr):  # fmt: skip
     """Train RUNS runs for `steps` steps and store their score sums (as ScoreAccumulator)."""
     run = tl.program_id(0) * RUNS + tl.arange(0, RUNS)
@@ -188,7 +188,8 @@ def _train_kernel(X, Y, W1_init, W2_init, LRS, OFFSETS, BATCHES, CONSTS, SUMS, D
     lr2 = tl.load(LRS + 2 * run + 1, mask=real, other=0.0)
     offset = tl.load(OFFSETS + run, mask=real, other=0.0)
     W1 = tl.load(W1_init + k[:, None] * w + k[None, :], mask=kk, other=0.0)[None, :, :]
-    W1 = W1 + tl.where(kk[None, :, :], offset[:, None, None], 0.0)  # padding stays 0
+    shift = tl.where(kk[None, :, :], offset[:, None, None], 0.0)  # padding stays 0
+    W1 = W1 + shift
     W2 = tl.broadcast_to(tl.load(W2_init + k, mask=k < w, other=0.0)[None, :], (RUNS, WP))
     gain, out_scale = tl.load(CONSTS), tl.load(CONSTS + 1)
     full_scale, step_scale = tl.load(CONSTS + 2), tl.load(CONSTS + 3)
@@ -222,6 +223,8 @@ def _train_kernel(X, Y, W1_init, W2_init, LRS, OFFSETS, BATCHES, CONSTS, SUMS, D
 
         W1 -= lr1[:, None, None] * g1
         W2 -= lr2[:, None] * g2
+        if OFFSET_EVERY_STEP:  # the notebook's reading: the next step starts from shifted weights
+            W1 += shift
         t += 1
 
     tl.store(SUMS + run, l0, mask=real)
