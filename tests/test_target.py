@@ -10,6 +10,7 @@ import pytest
 import zoomer
 from zoomer.boundary import coherence, least_coherence, orientation_spread, speckle, structure, structure_map
 from zoomer.config import SearchConfig
+from zoomer.errors import Refusal
 from zoomer.target import NoTargetError, find_target, search_target
 from zoomer.window import zoom_path
 
@@ -113,7 +114,7 @@ def test_the_chosen_candidate_has_the_most_structure():
         SearchConfig(candidates=0)
     # A start window with one class is the window's fault, not a seed's: said at once.
     solid = zoomer.Window.from_bounds((-3.0, -2.9), (-3.0, -2.9))
-    with pytest.raises(RuntimeError, match="holds no boundary") as raised:
+    with pytest.raises(Refusal, match="holds no boundary") as raised:
         search_target(exp, solid, 1.0, SearchConfig(candidates=2, resolution=8), dtype="float32")
     assert not isinstance(raised.value, NoTargetError)
 

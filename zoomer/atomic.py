@@ -70,9 +70,15 @@ class AtomicFile:
 
 
 def write_atomic(path, write) -> None:
-    """Write a file through `write(binary_file)`, all or nothing (see the module doc)."""
-    with AtomicFile(path) as out, open(out.temp, "wb") as f:
-        write(f)
+    """Write a file through `write(binary_file)`, all or nothing (see the module doc). A
+    write error (a full disk) names `path`, which the bare error from write() does not."""
+    try:
+        with AtomicFile(path) as out, open(out.temp, "wb") as f:
+            write(f)
+    except OSError as e:
+        if e.filename is not None or e.errno is None:
+            raise
+        raise OSError(e.errno, e.strerror, str(path)) from e
 
 
 def fsync_dir(directory) -> None:

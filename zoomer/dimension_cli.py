@@ -25,7 +25,7 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from .errors import run_reporting_errors
+from .errors import Refusal, run_reporting_errors
 from .color import ColorConfig, Reference, color_frame
 from .config import HYDRA_VERSION_BASE, DimensionConfig, register_configs
 from .boundary import coherence, edges, structure
@@ -87,7 +87,7 @@ def measure(cfg: DimensionConfig, out: Path, config: dict | None = None) -> dict
         levels.append(level)
         log.info("level %d (zoom %.3g): D = %s, %.1f s", k, level["magnification"], level["dimension"], level["seconds"])
     if not estimates:
-        raise RuntimeError("no level holds a boundary: every window is filled by one class; choose another target")
+        raise Refusal("no level holds a boundary: every window is filled by one class; choose another target")
     found = [e for _, e in estimates]
     dimension = paper_dimension(found) if cfg.method == "paper" else median_dimension(found)
 

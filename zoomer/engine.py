@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from . import kernels
+from .errors import Refusal
 from .experiment import Experiment, Problem
 from .training import train_torch
 
@@ -35,17 +36,17 @@ def resolve_device(device=None) -> torch.device:
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError):
-        raise ValueError(f"engine.device={device!r} is not a device; use auto, cpu, cuda or cuda:N") from None
+        raise Refusal(f"engine.device={device!r} is not a device; use auto, cpu, cuda or cuda:N") from None
     if resolved.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0:
-            raise ValueError(f"engine.device={device!r}: this machine has no CUDA GPU that torch can use; "
+            raise Refusal(f"engine.device={device!r}: this machine has no CUDA GPU that torch can use; "
                              "use engine.device=cpu (or auto)")
         if resolved.index is not None and resolved.index >= count:
-            raise ValueError(f"engine.device={device!r}: this machine has {count} CUDA GPU(s), "
+            raise Refusal(f"engine.device={device!r}: this machine has {count} CUDA GPU(s), "
                              f"cuda:0..cuda:{count - 1}")
     elif resolved.type != "cpu":
-        raise ValueError(f"engine.device={device!r} is not supported; use auto, cpu, cuda or cuda:N")
+        raise Refusal(f"engine.device={device!r} is not supported; use auto, cpu, cuda or cuda:N")
     return resolved
 
 
@@ -55,7 +56,7 @@ def resolve_dtype(dtype) -> torch.dtype:
             return dtype
     elif dtype in DTYPES:
         return DTYPES[dtype]
-    raise ValueError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
+    raise Refusal(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
 
 
 def free_memory(device: torch.device) -> int:
@@ -98,7 +99,7 @@ def chunk_size(
     if device.type == "cpu" and fused:
         fits = min(fits, max(FUSED_CPU_MIN_RUNS, FUSED_CPU_RUN_STEPS_PER_CALL // exp.steps))
     if fits < 1:
-        raise MemoryError(
+        raise Refusal(
             f"one training run needs {per_run / 2**20:.1f} MiB but only "
             f"{budget / 2**20:.1f} MiB may be used on {device}; reduce experiment.width or n_data"
         )

@@ -11,6 +11,7 @@ from typing import Optional
 import torch
 
 from zoomer import jax_draws
+from zoomer.errors import Refusal
 
 NONLINEARITIES = ("tanh", "relu", "identity")
 PHASE_SPACES = ("lr_vs_lr", "paraminit_vs_lr")
@@ -100,7 +101,7 @@ class Experiment:
 
     # ---- validation -----------------------------------------------------------------
     def validate(self) -> None:
-        """Raise ValueError naming the field and what is allowed; runs before any compute."""
+        """Raise a Refusal naming the field and what is allowed; runs before any compute."""
         _choice("nonlinearity", self.nonlinearity, NONLINEARITIES)
         _choice("phase_space", self.phase_space, PHASE_SPACES)
         _choice("offset", self.offset, OFFSETS)
@@ -111,13 +112,13 @@ class Experiment:
         _at_least("target_dim", self.target_dim, 1)
         _at_least("steps", self.steps, MIN_STEPS)
         if not (isinstance(self.data_ratio, (int, float)) and self.data_ratio > 0):
-            raise ValueError(f"experiment.data_ratio must be a number > 0, got {self.data_ratio!r}")
+            raise Refusal(f"experiment.data_ratio must be a number > 0, got {self.data_ratio!r}")
         if self.n_data is not None:
             _at_least("n_data", self.n_data, 1)
         if self.batch_size is not None:
             _at_least("batch_size", self.batch_size, 1)
         if not isinstance(self.seed, int):
-            raise ValueError(f"experiment.seed must be an integer, got {self.seed!r}")
+            raise Refusal(f"experiment.seed must be an integer, got {self.seed!r}")
 
     @classmethod
     def from_config(cls, node) -> "Experiment":
@@ -226,12 +227,12 @@ class Experiment:
 
 def _choice(name, value, allowed):
     if value not in allowed:
-        raise ValueError(f"experiment.{name} must be one of {list(allowed)}, got {value!r}")
+        raise Refusal(f"experiment.{name} must be one of {list(allowed)}, got {value!r}")
 
 
 def _at_least(name, value, low):
     if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise ValueError(f"experiment.{name} must be an integer >= {low}, got {value!r}")
+        raise Refusal(f"experiment.{name} must be an integer >= {low}, got {value!r}")
 
 
 def activation(name: str):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from .config import ColorConfig, RenderConfig, VideoConfig, ZoomConfig
+from .errors import Refusal
 from .target import Target
 from .window import Window, max_depth, zoom_path
 
@@ -83,7 +84,7 @@ def check_depth(lay: Layout, point) -> None:
         lay.start.zoom(10**lay.depth, center=point).check_resolution(lay.size)
     except ValueError as e:
         deepest = max_depth(lay.start, lay.size, point)
-        raise ValueError(
+        raise Refusal(
             f"zoom.decades={lay.depth:.3g} is too deep for float64 at {lay.size[1]}x{lay.size[0]} "
             f"pixels around ({point[0]:.6g}, {point[1]:.6g}): at most about {deepest:.1f} decades ({e})"
         ) from None

@@ -18,6 +18,7 @@ import torch
 from . import kernels
 from .config import ZoomConfig
 from .dimension import edges
+from .errors import Refusal
 from .landscape import landscape
 from .plan import Layout, check_depth
 from .window import Window
@@ -31,7 +32,7 @@ SUGGEST_SIDE = 48
 def check_backend(backend: str, exp, device: torch.device, precision: str) -> None:
     """Refuse a backend that cannot train this experiment here, in any dtype the render uses."""
     if backend not in kernels.BACKENDS:
-        raise ValueError(f"engine.backend must be one of {list(kernels.BACKENDS)}, got {backend!r}")
+        raise Refusal(f"engine.backend must be one of {list(kernels.BACKENDS)}, got {backend!r}")
     if backend in ("auto", "torch"):
         return
     for dtype in (torch.float32, torch.float64) if precision == "auto" else (getattr(torch, precision),):
@@ -47,14 +48,19 @@ def check_target_point(zoom: ZoomConfig, condition: Window) -> tuple[float, floa
     x, y = zoom.target
     (x0, x1), (y0, y1) = condition.x_bounds, condition.y_bounds
     if not (x0 <= x <= x1 and y0 <= y <= y1):
-        raise ValueError(f"zoom.target=[{x:g}, {y:g}] is outside the experiment's window x {list(condition.x_bounds)}, "
+        raise Refusal(f"zoom.target=[{x:g}, {y:g}] is outside the experiment's window x {list(condition.x_bounds)}, "
                          f"y {list(condition.y_bounds)}; choose a point inside it (or set experiment.window)")
     return x, y
 
 
 def check_depth_reachable(lay: Layout, condition: Window, point) -> None:
-    """The depth check, before the search: at the manual target, or else at the condition
-    window's corner farthest from zero (the coarsest float64 spacing a target can meet)."""
+    """The depth checks, before the search: the zoom goes in (a final width below the
+    start window's), and not too deep for float64 at the manual target, or else at the
+    condition window's corner farthest from zero (the coarsest spacing a target can meet)."""
+    if not lay.depth > 0:
+        raise Refusal(f"zoom.final_width={10**-lay.depth * lay.start.width:.6g} is not narrower than the start "
+                      f"window ({lay.start.width:.6g} wide, log10 units): the video would zoom out; set "
+                      "zoom.final_width below that, or zoom.decades instead")
     if point is None:
         point = condition.farthest_corner
     check_depth(lay, point)
@@ -71,7 +77,7 @@ def ffmpeg_exe() -> str:
     else:
         why = f"{exe} is not an executable file"
     if exe is None or not (os.path.isfile(exe) and os.access(exe, os.X_OK)):
-        raise RuntimeError(f"ffmpeg is not available ({why}); reinstall imageio-ffmpeg or fix IMAGEIO_FFMPEG_EXE")
+        raise Refusal(f"ffmpeg is not available ({why}); reinstall imageio-ffmpeg or fix IMAGEIO_FFMPEG_EXE")
     return exe
 
 
@@ -83,22 +89,24 @@ def check_writable(directory: Path) -> None:
         probe.write_bytes(b"ok")
         probe.unlink()
     except OSError as e:
-        raise RuntimeError(f"cannot write to the output directory {directory}: {e.strerror}") from None
+        raise Refusal(f"cannot write to the output directory {directory}: {e.strerror}") from None
 
 
 def check_store_exists(store_dir: Path) -> None:
     """Assembling reads a store that shards filled: a mistyped path must not become a new one."""
     if not (store_dir / "manifest.json").is_file():
-        raise ValueError(f"render.store_dir={str(store_dir)!r} holds no frame store (no manifest.json); "
+        raise Refusal(f"render.store_dir={str(store_dir)!r} holds no frame store (no manifest.json); "
                          "point it at the directory the shards computed into")
 
 
 def check_disk_space(directory: Path, n_frames: int, size) -> None:
-    """Fail before compute if the frames cannot fit on the store's disk."""
-    need = n_frames * size[0] * size[1] * 8 * 1.05 + 2**20
+    """Fail before compute if the frames still to compute cannot fit on the store's disk
+    (a store that holds them all, to re-encode, needs nothing more)."""
+    stored = sum(1 for _ in directory.glob("*.npy"))
+    need = max(0, n_frames - stored) * size[0] * size[1] * 8 * 1.05 + 2**20
     free = shutil.disk_usage(directory).free
     if need > free:
-        raise RuntimeError(
+        raise Refusal(
             f"the frame store {directory} needs about {_bytes(need)} but its disk has {_bytes(free)} free; "
             "free space or set render.store_dir elsewhere"
         )
@@ -123,11 +131,11 @@ def check_near_boundary(exp, lay: Layout, condition: Window, point, device, prec
     found = np.argwhere(edges(overview))
     what = "converge" if (scores < 0).all() else "diverge"
     if not found.size:
-        raise ValueError(f"zoom.target={list(point)}: every run near it and in the whole window {what}s; "
+        raise Refusal(f"zoom.target={list(point)}: every run near it and in the whole window {what}s; "
                          "this experiment shows no boundary there")
     xs, ys = condition.axes((SUGGEST_SIDE, SUGGEST_SIDE))
     corners = np.stack([(ys[found[:, 0]] + ys[found[:, 0] + 1]) / 2, (xs[found[:, 1]] + xs[found[:, 1] + 1]) / 2], 1)
     nearest = corners[np.argmin(np.hypot(corners[:, 1] - point[0], corners[:, 0] - point[1]))]
-    raise ValueError(f"zoom.target={list(point)} is not on the boundary: every run of the last frame {what}s. "
+    raise Refusal(f"zoom.target={list(point)} is not on the boundary: every run of the last frame {what}s. "
                      f"The nearest boundary point is about zoom.target=[{nearest[1]:.4f},{nearest[0]:.4f}] "
                      "(or use zoom=auto to search one)")

@@ -21,7 +21,7 @@ from .compose import encode
 from .compute import compute_frames, missing_frames, progress_bar
 from .config import SearchConfig, VideoConfig, ZoomConfig, ZoomerConfig
 from .engine import resolve_device
-from .errors import Interrupted, interruptible
+from .errors import Interrupted, Refusal, interruptible
 from .experiment import Experiment
 from .plan import Layout, Plan, layout, make_plan, start_window
 from .precision import resolve_precision
@@ -87,7 +87,7 @@ def render(cfg, run_dir: Path) -> dict:
     missing = missing_frames(plan, store)
     outputs = {}
     if rnd.mode == "assemble" and missing:
-        raise RuntimeError(
+        raise Refusal(
             f"cannot assemble: {len(missing)} of {len(plan.windows)} frames are missing from "
             f"{store.root} (indices {_ranges(missing)}); run the shards that compute them"
         )

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import remove_stale, write_atomic
+from .errors import Refusal
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +34,11 @@ MAGIC = b"ZOOMER-SHA256\n"
 TRAILER = len(MAGIC) + hashlib.sha256().digest_size
 
 
-class StoreMismatch(ValueError):
+class StoreMismatch(Refusal):
     """The store on disk was built for another render, or by another store format."""
 
 
-class CorruptFrame(RuntimeError):
+class CorruptFrame(Refusal):
     """A stored frame's bytes do not match the checksum written with them."""
 
     def __init__(self, path: Path, why: str):
@@ -83,7 +84,7 @@ class FrameStore:
         manifest = self.root / MANIFEST
         wanted = {"store_format": FORMAT, **json.loads(json.dumps(fingerprint, default=repr))}
         if manifest.exists():
-            stored = json.loads(manifest.read_text())
+            stored = self.read_json(MANIFEST)
             if stored.get("store_format", 1) != FORMAT:
                 raise StoreMismatch(
                     f"the frame store {self.root} has store format {stored.get('store_format', 1)}, "
@@ -138,9 +139,22 @@ class FrameStore:
     def write_json(self, name: str, obj) -> None:
         write_atomic(self.root / name, lambda f: f.write(json.dumps(obj, indent=1).encode()))
 
-    def read_json(self, name: str):
+    def read_json(self, name: str) -> dict | None:
+        """A JSON object the store holds (None if absent); a Refusal naming the file if it
+        is damaged, since a store is only ever written whole (zoomer.atomic)."""
         path = self.root / name
-        return json.loads(path.read_text()) if path.exists() else None
+        if not path.exists():
+            return None
+        try:
+            obj = json.loads(path.read_bytes())
+        except (ValueError, UnicodeDecodeError) as e:
+            obj, why = None, f"not valid JSON: {e}"
+        else:
+            why = f"a JSON {type(obj).__name__}, not an object"
+        if not isinstance(obj, dict):
+            raise Refusal(f"the frame store's {path} is {why}; it was not written by zoomer: delete it "
+                          "(or the whole store) and run again")
+        return obj
 
 
 def _differences(a, b, prefix="") -> list[str]:

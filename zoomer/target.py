@@ -31,6 +31,7 @@ import torch
 from .boundary import box_sum, coherence, edges, speckle, structure, structure_map
 from .landscape import landscape
 from .config import SearchConfig
+from .errors import Refusal
 from .experiment import Experiment
 from .window import Window
 
@@ -51,7 +52,7 @@ MAX_SPECKLE = 0.1
 MIN_COHERENCE = 0.15
 
 
-class NoTargetError(RuntimeError):
+class NoTargetError(Refusal):
     """The search lost the boundary below the start window: another seed may not."""
 
 
@@ -101,7 +102,7 @@ def find_target(
     resolution is the side of each level's search landscape in pixels; zoom_per_level the
     magnification between levels (their ranges: zoomer.config.SearchConfig). Different
     seeds pick different targets; a seed may be a sequence of ints, as numpy's default_rng
-    takes it (s and [s, 0] give the same target). Raises RuntimeError if the start window
+    takes it (s and [s, 0] give the same target). Raises a Refusal if the start window
     holds no boundary, NoTargetError if no attempt passes verification.
     """
     rng = np.random.default_rng(seed)
@@ -194,7 +195,7 @@ def _pick(scores, window: Window, rng, first: bool, zoom: float):
     """
     edge = edges(scores)
     if not edge.any():
-        error = RuntimeError if first else NoTargetError
+        error = Refusal if first else NoTargetError
         raise error(
             f"the window {window.to_dict()} holds no boundary (only one class); pick another "
             "start window or target"

@@ -9,6 +9,8 @@ calls, so imageio would add a dependency and no function; tests read videos back
 imageio_ffmpeg.read_frames.
 """
 import contextlib
+import errno
+import os
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -86,7 +88,7 @@ class VideoWriter:
 
     def close(self) -> None:
         """Finish the file and put it in place; raises RuntimeError with ffmpeg's own words
-        if encoding failed (the temporary file is removed then)."""
+        (OSError on a full disk) if encoding failed (the temporary file is removed then)."""
         if self._stderr.closed:
             return
         try:
@@ -113,10 +115,14 @@ class VideoWriter:
         with contextlib.suppress(BrokenPipeError):  # ffmpeg already died; its exit status tells
             self._ffmpeg.stdin.close()
 
-    def _failure(self) -> RuntimeError:
+    def _failure(self) -> Exception:
+        """ffmpeg's own words; a full disk (or a file-size limit) is an OSError naming the path."""
         status = self._ffmpeg.wait()
         self._stderr.seek(0)
         tail = self._stderr.read().decode(errors="replace").strip()[-2000:]
+        for code in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+            if os.strerror(code) in tail:
+                return OSError(code, f"ffmpeg failed (exit status {status}): {os.strerror(code)}", str(self.path))
         return RuntimeError(f"ffmpeg failed (exit status {status}) writing {self.path}:\n{tail}")
 
     def __enter__(self) -> "VideoWriter":

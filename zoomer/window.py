@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import Refusal
+
 # Neighbouring pixels must differ by at least this many float64 ulps of the coordinate
 # (and of the hyperparameter 10**coordinate), or the image is made of repeated runs.
 MIN_ULPS_PER_PIXEL = 8
@@ -27,9 +29,9 @@ class Window:
     def __post_init__(self):
         for name in ("cx", "cy", "half_w", "half_h"):
             if not math.isfinite(getattr(self, name)):
-                raise ValueError(f"window.{name} must be finite, got {getattr(self, name)!r}")
+                raise Refusal(f"window.{name} must be finite, got {getattr(self, name)!r}")
         if not (self.half_w > 0 and self.half_h > 0):
-            raise ValueError(
+            raise Refusal(
                 f"window must have positive width and height (x0 < x1 and y0 < y1), got "
                 f"x={self.x_bounds}, y={self.y_bounds}"
             )
@@ -38,9 +40,9 @@ class Window:
     def from_bounds(cls, x: tuple[float, float], y: tuple[float, float]) -> "Window":
         (x0, x1), (y0, y1) = map(float, x), map(float, y)
         if not (x0 < x1):
-            raise ValueError(f"window x bounds must satisfy x0 < x1 (not empty or inverted), got {x}")
+            raise Refusal(f"window x bounds must satisfy x0 < x1 (not empty or inverted), got {x}")
         if not (y0 < y1):
-            raise ValueError(f"window y bounds must satisfy y0 < y1 (not empty or inverted), got {y}")
+            raise Refusal(f"window y bounds must satisfy y0 < y1 (not empty or inverted), got {y}")
         return cls((x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 2, (y1 - y0) / 2)
 
     @classmethod
@@ -105,7 +107,7 @@ class Window:
             # The hyperparameter is 10**c: its relative step is ln(10) * step.
             rel = math.log(10) * step
             if step < MIN_ULPS_PER_PIXEL * ulp or rel < MIN_ULPS_PER_PIXEL * np.finfo(np.float64).eps:
-                raise ValueError(
+                raise Refusal(
                     f"window is too deep for float64 on the {axis} axis: neighbouring pixels "
                     f"are {step:.3g} apart at coordinate {np.max(np.abs(c)):.6g}, below "
                     f"{MIN_ULPS_PER_PIXEL} float64 ulps; use a shallower zoom depth"
@@ -132,9 +134,9 @@ def check_size(size) -> tuple[int, int]:
     try:
         h, w = (int(s) for s in size)
     except (TypeError, ValueError):
-        raise ValueError(f"size must be (height, width) in pixels, got {size!r}") from None
+        raise Refusal(f"size must be (height, width) in pixels, got {size!r}") from None
     if h < 1 or w < 1 or (h, w) != tuple(size):
-        raise ValueError(f"size must be two integers >= 1 (height, width), got {size!r}")
+        raise Refusal(f"size must be two integers >= 1 (height, width), got {size!r}")
     return h, w
 
 
@@ -148,9 +150,9 @@ def zoom_path(
     the frames and down over the last (a smooth velocity profile, not a jump).
     """
     if not (0 <= ease <= 0.5):
-        raise ValueError(f"zoom.ease must be in [0, 0.5] (share of the video spent speeding up), got {ease!r}")
+        raise Refusal(f"zoom.ease must be in [0, 0.5] (share of the video spent speeding up), got {ease!r}")
     if n_frames < 1:
-        raise ValueError(f"a zoom needs at least one frame, got {n_frames}")
+        raise Refusal(f"a zoom needs at least one frame, got {n_frames}")
     return [start.zoom(10 ** (depth * s), center=target) for s in _progress(n_frames, ease)]
 
 

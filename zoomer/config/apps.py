@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, List, Optional
 
 from ..dimension import MIN_SIDE
+from ..errors import Refusal
 from ..window import Window
 from .choices import Frames, Method, Mode, Quality
 from .parts import (ColorConfig, EngineConfig, ExperimentConfig, PanelConfig, SearchConfig, VideoConfig,
@@ -28,11 +29,11 @@ class ZoomConfig:
     def __post_init__(self) -> None:
         self.target = check_target(self.target, "zoom.target")
         if self.final_width is None and not self.decades > 0:
-            raise ValueError(f"zoom.decades={self.decades!r} must be > 0")
+            raise Refusal(f"zoom.decades={self.decades!r} must be > 0")
         if self.final_width is not None and not self.final_width > 0:
-            raise ValueError(f"zoom.final_width={self.final_width!r} must be > 0 (axis units)")
+            raise Refusal(f"zoom.final_width={self.final_width!r} must be > 0 (axis units)")
         if not 0 <= self.ease <= 0.5:
-            raise ValueError(f"zoom.ease={self.ease!r} must be in [0, 0.5] (share of the video spent speeding up)")
+            raise Refusal(f"zoom.ease={self.ease!r} must be in [0, 0.5] (share of the video spent speeding up)")
 
 
 @dataclass
@@ -52,10 +53,10 @@ class RenderConfig:
         self.mode = choice(Mode, self.mode, "render.mode")
         check_guess(self.guess)
         if not self.keyframe_scale > 0:
-            raise ValueError(f"render.keyframe_scale={self.keyframe_scale!r} must be > 0")
+            raise Refusal(f"render.keyframe_scale={self.keyframe_scale!r} must be > 0")
         check_int(self.num_shards, "render.num_shards", 1)
         if not (isinstance(self.shard, int) and 0 <= self.shard < self.num_shards):
-            raise ValueError(f"render.shard={self.shard!r} must be in 0..{self.num_shards - 1} (render.num_shards - 1)")
+            raise Refusal(f"render.shard={self.shard!r} must be in 0..{self.num_shards - 1} (render.num_shards - 1)")
 
 
 @dataclass
@@ -75,7 +76,7 @@ class ZoomerConfig:
     def __post_init__(self) -> None:
         self.quality = choice(Quality, self.quality, "quality")
         if self.video.n_frames < 2:
-            raise ValueError(f"video.duration_s x video.fps gives {self.video.n_frames} frame(s); "
+            raise Refusal(f"video.duration_s x video.fps gives {self.video.n_frames} frame(s); "
                              "a zoom needs at least 2")
 
 
@@ -99,7 +100,7 @@ class StudyConfig:
         check_int(self.size, "size", self.min_size, " (pixels)")
         self.target = check_target(self.target, "target")
         if self.target == "auto" and self.final_window() is None and not self.depth > 0:
-            raise ValueError("target=auto follows the boundary down a zoom, but this view does not zoom "
+            raise Refusal("target=auto follows the boundary down a zoom, but this view does not zoom "
                              "(levels=1 or magnification=1); use target=center or target=[x,y]")
         self.start_window()
 
@@ -125,11 +126,11 @@ class PanelWindowConfig:
 
     def __post_init__(self) -> None:
         if (self.x is None) != (self.y is None):
-            raise ValueError("window.x and window.y must be given together ([lo, hi] each, log10 units), "
+            raise Refusal("window.x and window.y must be given together ([lo, hi] each, log10 units), "
                              f"got window.x={self.x}, window.y={self.y}")
         for name, bounds in (("window.x", self.x), ("window.y", self.y)):
             if bounds is not None and not (len(bounds) == 2 and bounds[0] < bounds[1]):
-                raise ValueError(f"{name}={list(bounds)} must be [lo, hi] with lo < hi (log10 units)")
+                raise Refusal(f"{name}={list(bounds)} must be [lo, hi] with lo < hi (log10 units)")
 
 
 @dataclass
@@ -158,9 +159,9 @@ class DimensionConfig(StudyConfig):
         self.method = choice(Method, self.method, "method")
         check_int(self.levels, "levels", 1)
         if not self.zoom_factor > 1:
-            raise ValueError(f"zoom_factor={self.zoom_factor!r} must be > 1 (magnification per level)")
+            raise Refusal(f"zoom_factor={self.zoom_factor!r} must be > 1 (magnification per level)")
         if not self.outer_width > 0:
-            raise ValueError(f"outer_width={self.outer_width!r} must be > 0 (log10 units)")
+            raise Refusal(f"outer_width={self.outer_width!r} must be > 0 (log10 units)")
         super().__post_init__()
 
     @property
@@ -196,12 +197,12 @@ class StillConfig(StudyConfig):
 
     def __post_init__(self) -> None:
         if not self.magnification >= 1:
-            raise ValueError(f"magnification={self.magnification!r} must be >= 1")
+            raise Refusal(f"magnification={self.magnification!r} must be >= 1")
         if not self.aspect > 0:
-            raise ValueError(f"aspect={self.aspect!r} must be > 0 (width / height)")
+            raise Refusal(f"aspect={self.aspect!r} must be > 0 (width / height)")
         super().__post_init__()
         if round(self.size / self.aspect) < 8:
-            raise ValueError(f"size / aspect = {self.size / self.aspect:.3g} must be >= 8 pixels (the height)")
+            raise Refusal(f"size / aspect = {self.size / self.aspect:.3g} must be >= 8 pixels (the height)")
 
     @property
     def depth(self) -> float:
@@ -229,7 +230,7 @@ class TargetsConfig:
     def __post_init__(self) -> None:
         self.quality = choice(Quality, self.quality, "quality")
         if not self.decades > 0:
-            raise ValueError(f"decades={self.decades!r} must be > 0")
+            raise Refusal(f"decades={self.decades!r} must be > 0")
         check_int(self.thumb, "thumb", 8, " (pixels)")
 
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 import math
 from dataclasses import MISSING, dataclass, field, fields, make_dataclass
 from enum import Enum
-from typing import List, Optional, TypeVar
+from typing import ClassVar, List, Optional, TypeVar
 
 from ..colormaps import TABLES
-from ..experiment import Experiment
+from ..errors import Refusal
+from ..experiment import PAPER_STEPS, Experiment
 from ..window import Window
 from .choices import Codec, Precision, Preset, VideoFormat
 
@@ -30,11 +31,11 @@ def known_colormap(name: str) -> bool:
 
 def choice(enum: type[E], value, key: str) -> E:
     """`value` as a member of `enum` (Python callers may pass the plain name), or a
-    ValueError naming the setting and the names allowed."""
+    Refusal naming the setting and the names allowed."""
     try:
         return enum(value)
     except ValueError:
-        raise ValueError(f"{key}={value!r} must be one of {[m.value for m in enum]}") from None
+        raise Refusal(f"{key}={value!r} must be one of {[m.value for m in enum]}") from None
 
 
 def check_target(value, key: str):
@@ -43,7 +44,7 @@ def check_target(value, key: str):
         return value
     if not (isinstance(value, (list, tuple)) and len(value) == 2
             and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)):
-        raise ValueError(f"{key}={value!r} must be auto (search the boundary), center (the window's centre) "
+        raise Refusal(f"{key}={value!r} must be auto (search the boundary), center (the window's centre) "
                          "or [x, y], two finite numbers in axis units (log10)")
     return [float(v) for v in value]
 
@@ -51,13 +52,14 @@ def check_target(value, key: str):
 def check_guess(step):
     """render.guess, the lattice step of solid guessing (zoomer.guess): 1 or a power of two."""
     if not (isinstance(step, int) and not isinstance(step, bool) and step >= 1 and step & (step - 1) == 0):
-        raise ValueError(f"render.guess={step!r} must be 1 (train every pixel) or a power of two such as 4")
+        raise Refusal(f"render.guess={step!r} must be 1 (train every pixel) or a power of two such as 4")
     return step
 
 
-def check_int(value, key: str, least: int, why: str = "") -> None:
-    if not (isinstance(value, int) and not isinstance(value, bool) and value >= least):
-        raise ValueError(f"{key}={value!r} must be an integer >= {least}{why}")
+def check_int(value, key: str, least: int, why: str = "", most: int | None = None) -> None:
+    if not (isinstance(value, int) and not isinstance(value, bool) and least <= value <= (most or value)):
+        allowed = f"in {least}..{most}" if most else f">= {least}"
+        raise Refusal(f"{key}={value!r} must be an integer {allowed}{why}")
 
 
 @dataclass
@@ -78,9 +80,11 @@ ExperimentConfig = make_dataclass(
     + [(f.name, f.type, field(default=f.default)) for f in fields(Experiment)
        if f.default is not MISSING and f.name != "steps"]
     + [("steps", Optional[int], field(default=None)),  # null: the quality's (zoomer.quality)
+       ("paper_steps", int, field(default=PAPER_STEPS)),  # the steps of quality=paper for this condition
        ("window", WindowConfig, field(default_factory=WindowConfig))],
 )
-ExperimentConfig.__doc__ = "An Experiment's fields, its name and its window (where zooms start)."
+ExperimentConfig.__doc__ = ("An Experiment's fields, its name, its window (where zooms start) and the steps "
+                            "its paper quality trains.")
 
 
 @dataclass
@@ -95,7 +99,7 @@ class PanelConfig:
     def __post_init__(self) -> None:
         for name, bounds in (("x", self.x), ("y", self.y)):
             if not (len(bounds) == 2 and 0 < bounds[0] < bounds[1]):
-                raise ValueError(f"panel.{name}={list(bounds)} must be two increasing positive values (not log10)")
+                raise Refusal(f"panel.{name}={list(bounds)} must be two increasing positive values (not log10)")
 
     def window(self) -> Window:
         """The panel in axis units (log10)."""
@@ -126,17 +130,20 @@ class SearchConfig:
     have the most structure wins; with 1, the search of `seed` alone.
     """
 
+    # A level of 1024 x 1024 runs already takes minutes on a GPU; far more cannot be allocated.
+    MAX_RESOLUTION: ClassVar[int] = 1024
+
     seed: int = 0
     candidates: int = 1
-    resolution: int = 32  # pixels per side of each search level
+    resolution: int = 32  # pixels per side of each search level, at most MAX_RESOLUTION
     zoom_per_level: float = 4.0  # magnification between search levels
 
     def __post_init__(self) -> None:
         check_int(self.seed, "search.seed", 0)
         check_int(self.candidates, "search.candidates", 1, " (targets searched)")
-        check_int(self.resolution, "search.resolution", 8, " (pixels per side)")
+        check_int(self.resolution, "search.resolution", 8, " (pixels per side)", SearchConfig.MAX_RESOLUTION)
         if not self.zoom_per_level > 1:
-            raise ValueError(f"search.zoom_per_level={self.zoom_per_level!r} must be > 1")
+            raise Refusal(f"search.zoom_per_level={self.zoom_per_level!r} must be > 1")
 
 
 @dataclass
@@ -153,11 +160,11 @@ class ColorConfig:
         for key in ("cmap", "probe_cmap"):
             name = getattr(self, key)
             if not known_colormap(name):
-                raise ValueError(f"color.{key}={name!r} is not a known colormap; "
+                raise Refusal(f"color.{key}={name!r} is not a known colormap; "
                                  f"choose from {sorted(COLORMAPS)} (add _r to reverse)")
         check_int(self.supersample, "color.supersample", 1)
         if not self.smoothing_frames >= 0:
-            raise ValueError(f"color.smoothing_frames={self.smoothing_frames!r} must be >= 0 (0 = no smoothing)")
+            raise Refusal(f"color.smoothing_frames={self.smoothing_frames!r} must be >= 0 (0 = no smoothing)")
         check_int(self.n_quantiles, "color.n_quantiles", 2)
 
 
@@ -188,12 +195,12 @@ class VideoConfig:
             size = getattr(self, key)
             check_int(size, f"video.{key}", 2)
             if self.format == VideoFormat.mp4 and size % 2:
-                raise ValueError(f"video.{key}={size} must be even: mp4 is encoded as yuv420p, "
+                raise Refusal(f"video.{key}={size} must be even: mp4 is encoded as yuv420p, "
                                  "which needs an even width and height")
         for key in ("fps", "duration_s"):
             if not getattr(self, key) > 0:
-                raise ValueError(f"video.{key}={getattr(self, key)!r} must be > 0")
+                raise Refusal(f"video.{key}={getattr(self, key)!r} must be > 0")
         if not (isinstance(self.crf, int) and 0 <= self.crf <= 51):
-            raise ValueError(f"video.crf={self.crf!r} must be an integer in 0..51 (lower = better)")
+            raise Refusal(f"video.crf={self.crf!r} must be an integer in 0..51 (lower = better)")
         if not (self.caption is None or isinstance(self.caption, str)):
-            raise ValueError(f"video.caption={self.caption!r} must be text or null")
+            raise Refusal(f"video.caption={self.caption!r} must be text or null")

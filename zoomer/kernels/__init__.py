@@ -20,6 +20,7 @@ import warnings
 import numpy as np
 import torch
 
+from ..errors import Refusal
 from ..training import train_torch
 from ..window import Window
 
@@ -45,7 +46,7 @@ _verdicts: dict = {}
 def find(backend: str, exp, device, dtype):
     """The kernel's train function for this backend, or None to use the torch path."""
     if backend not in BACKENDS:
-        raise ValueError(f"engine.backend must be one of {list(BACKENDS)}, got {backend!r}")
+        raise Refusal(f"engine.backend must be one of {list(BACKENDS)}, got {backend!r}")
     if backend == "torch":
         return None
     names = _FAST if backend == "auto" else (backend,)
@@ -56,7 +57,7 @@ def find(backend: str, exp, device, dtype):
                 continue
             return module.train
         if backend != "auto":
-            raise ValueError(f"engine.backend={backend!r} cannot train this experiment on {device} in {dtype}")
+            raise Refusal(f"engine.backend={backend!r} cannot train this experiment on {device} in {dtype}")
     return None
 
 

@@ -1,0 +1,62 @@
+"""Mistakes are Refusals that name the setting or the file; a full disk names its path."""
+import resource
+import signal
+
+import numpy as np
+import pytest
+import torch
+
+from zoomer.atomic import write_atomic
+from zoomer.config import ColorConfig, RenderConfig, SearchConfig, VideoConfig, ZoomConfig
+from zoomer.errors import Refusal
+from zoomer.plan import layout, start_window
+from zoomer.preflight import check_depth_reachable, check_disk_space
+from zoomer.store import FrameStore, frame_bytes
+from zoomer.window import Window
+
+CONDITION = Window.from_bounds((-2.0, 6.0), (-3.0, 5.0))
+
+
+def test_a_search_resolution_past_what_memory_holds_is_refused_with_the_range():
+    with pytest.raises(Refusal, match=r"search.resolution=100000 must be an integer in 8\.\.1024"):
+        SearchConfig(resolution=100000)
+
+
+def test_a_final_width_wider_than_the_start_window_is_refused_before_the_search():
+    video = VideoConfig(width=32, height=18)
+    start = start_window(CONDITION, video)
+    lay = layout(start, ZoomConfig(final_width=100.0), RenderConfig(), video, ColorConfig(), torch.device("cpu"))
+    with pytest.raises(Refusal, match=r"zoom.final_width=100 is not narrower than the start window \(8 wide"):
+        check_depth_reachable(lay, CONDITION, None)
+
+
+@pytest.mark.parametrize("content, why", [("[1, 2, 3]", "a JSON list, not an object"),
+                                          ('{"store_format": 2,', "not valid JSON")])
+def test_a_damaged_manifest_is_named(tmp_path, content, why):
+    (tmp_path / "manifest.json").write_text(content)
+    with pytest.raises(Refusal, match=f"{tmp_path / 'manifest.json'} is {why}"):
+        FrameStore(tmp_path, {"experiment": "tanh"})
+
+
+def test_a_full_disk_names_the_file_being_written(tmp_path):
+    """A disk that fills as a file-size limit (RLIMIT_FSIZE) on this process, for one write."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails, not kills
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, hard))
+    try:
+        with pytest.raises(OSError, match="File too large") as caught:
+            write_atomic(tmp_path / "frame.npy", lambda f: f.write(bytes(65536)))
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+    assert caught.value.filename == str(tmp_path / "frame.npy")
+    assert list(tmp_path.iterdir()) == []  # the partial file went too
+
+
+def test_a_store_that_holds_every_frame_needs_no_more_disk(tmp_path):
+    huge = (10**6, 10**6)  # 8 TB a frame: no disk has room for one more
+    with pytest.raises(Refusal, match="needs about"):
+        check_disk_space(tmp_path, 2, huge)
+    for key in ("a", "b"):
+        (tmp_path / f"{key}.npy").write_bytes(frame_bytes(np.zeros((2, 2))))
+    check_disk_space(tmp_path, 2, huge)  # a re-encode: nothing left to compute
