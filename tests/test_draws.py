@@ -1,6 +1,7 @@
 """rng="jax" draws the paper's notebook's problems bit for bit, and its landscapes are the
 notebook's: checked against jax itself (x64, non-partitionable threefry), written from the
 notebook's recipe, not from zoomer's code."""
+import dataclasses
 import math
 
 import numpy as np
@@ -119,8 +120,11 @@ def test_rng_is_validated_and_torch_keeps_the_earlier_draws():
 
 
 # ---- the notebook's procedure, run through JAX ----------------------------------------------
-def notebook_classes(draws: dict, lr_x: np.ndarray, lr_y: np.ndarray, steps: int) -> np.ndarray:
-    """True where the mean-field tanh net trains (the paper's score), per (lr_x, lr_y) run."""
+def notebook_classes(draws: dict, hx: np.ndarray, hy: np.ndarray, steps: int, paraminit: bool = False) -> np.ndarray:
+    """True where the mean-field tanh net trains (the paper's score), per run: hx, hy are
+    the two layers' learning rates, or with `paraminit` the input-layer weight offset and
+    the one learning rate, the offset added before every step as the notebook's train_step
+    does (the gradient taken and the update applied at the shifted weights)."""
     X, Y = jnp.asarray(draws["X"]), jnp.asarray(draws["Y"])
 
     def loss(ws):
@@ -132,15 +136,18 @@ def notebook_classes(draws: dict, lr_x: np.ndarray, lr_y: np.ndarray, steps: int
 
     def converged(a, b):
         def step(ws, _):
+            rates = (a, b)
+            if paraminit:
+                ws, rates = [ws[0] + a, ws[1]], (b, b)
             value, grads = jax.value_and_grad(loss)(ws)
-            return [w - lr * g for w, lr, g in zip(ws, (a, b), grads)], value
+            return [w - lr * g for w, lr, g in zip(ws, rates, grads)], value
 
         losses = jax.lax.scan(step, [jnp.asarray(draws["W0"]), jnp.asarray(draws["W1"])], None, length=steps)[1]
         losses = jnp.where(jnp.isfinite(losses), losses, 1e6)
         v = jnp.minimum(losses / losses[0], 1e6)
         return jnp.mean(v[-20:]) < 1
 
-    return np.asarray(jax.jit(jax.vmap(converged))(jnp.asarray(lr_x), jnp.asarray(lr_y)))
+    return np.asarray(jax.jit(jax.vmap(converged))(jnp.asarray(hx), jnp.asarray(hy)))
 
 
 @pytest.mark.slow
@@ -155,3 +162,17 @@ def test_the_paper_tanh_panel_classes_are_the_notebooks():
     theirs = notebook_classes(notebook_draws(exp), 10.0**gx, 10.0**gy, exp.steps).reshape(size)
     assert 0 < theirs.mean() < 1, "the panel shows both classes"
     assert (ours == theirs).mean() >= AGREEMENT
+
+
+def test_paraminit_with_the_notebooks_every_step_offset_trains_the_notebooks_classes():
+    """A small window across the boundary, 100 steps: the same classes, run for run; the
+    text's reading (offset at init) parts from them, so the test tells the two apart."""
+    exp = zoomer.Experiment(phase_space="paraminit_vs_lr", offset="every_step", steps=100)
+    window, size = zoomer.Window.from_bounds((-2.0, 2.0), (-1.0, 2.0)), (8, 8)
+    ours = zoomer.landscape(exp, window, size) < 0
+    gx, gy = window.grid(size)
+    theirs = notebook_classes(notebook_draws(exp), 10.0**gx, 10.0**gy, exp.steps, paraminit=True).reshape(size)
+    assert 0 < theirs.mean() < 1, "the window shows both classes"
+    assert (ours == theirs).all()
+    at_init = zoomer.landscape(dataclasses.replace(exp, offset="at_init"), window, size) < 0
+    assert (at_init != theirs).any()

@@ -28,6 +28,9 @@ RNGS = ("torch", "jax")
 # The paper trained for 500-1000 steps; its interactive demo used 100. 100 keeps previews
 # on a CPU within minutes and already shows the fractal boundary over many decades.
 DEFAULT_STEPS = 100
+# What quality=paper trains unless a condition says otherwise (experiment.paper_steps):
+# five of the paper's six panels are 1000-step landscapes; paraminit's is 500.
+PAPER_STEPS = 1000
 MIN_STEPS = 20  # the score averages the last 20 normalised losses
 
 # The paper's six conditions (conf/experiment), in the order its figures and tables show them.
