@@ -1,12 +1,13 @@
 /* Fused CPU trainer: many independent training runs of zoomer's mean-field net at once.
  *
  * One SIMD lane = one run. A lane group (a vector's worth of runs) keeps its weights,
- * gradients and a block of activations in cache (~36 KB at width 16 in float64) and trains
- * for all steps; every operation, tanh included, is a full-width vector op on the group,
- * and the data rows (shared by every run) are broadcast. Each gradient is a sum over data rows whose backward needs only that row's
- * forward, so a step is one pass over the rows in small blocks, nothing materialised.
- * Groups are independent and spread over the cores with OpenMP; lanes never mix, so a
- * run's result does not depend on its neighbours, its position or the thread count.
+ * gradients and a block of activations in cache (~36 KB at width 16 in float64); every
+ * operation, tanh included, is a full-width vector op on the group, and the data rows
+ * (shared by every run) are broadcast. Each gradient is a sum over data rows whose
+ * backward needs only that row's forward, so a step is one pass over the rows in small
+ * blocks, nothing materialised. Each thread has one group; a lane whose run ends starts
+ * the next unclaimed run (train_runs). Lanes never mix, so a run's result does not depend
+ * on its neighbours, its lane, its position or the thread count.
  *
  * The shape is fixed at compile time (-D REAL_BITS=64|32 WIDTH TARGET_DIM DEPTH, and ROWS:
  * data rows per block of the pass) so that every loop below has constant bounds and
@@ -281,25 +282,20 @@ typedef struct {
     int64_t *dead_at;
 } Sums;
 
-/* ScoreAccumulator.add for step t of runs first .. first+n-1; returns whether any lives. */
-static int record(const Sums *s, long first, int n, int t, int steps, const real *loss) {
-    int any_alive = 0;
-    for (int lane = 0; lane < n; lane++) {
-        long b = first + lane;
-        real l = loss[lane];
-        int finite = l - l == 0;
-        if (t == 0) s->l0[b] = finite ? l : (real)CAP;
-        int alive = s->dead_at[b] == steps;
-        real keep = alive && finite;
-        real v = (finite ? l : s->l0[b]) / s->l0[b];
-        if (v > (real)CAP) v = CAP;
-        s->sum_v[b] += v * keep;
-        s->sum_inv[b] += keep / (v < (real)(1 / CAP) ? (real)(1 / CAP) : v); /* 1/v capped, as score.py */
-        if (t >= steps - TAIL) s->tail[b] += v * keep;
-        if (alive && !finite) s->dead_at[b] = t;
-        any_alive |= alive && finite;
-    }
-    return any_alive;
+/* ScoreAccumulator.add for step t of run b; returns whether the run lives on (its loss
+ * is finite). */
+static int record(const Sums *s, long b, int t, int steps, real l) {
+    int finite = l - l == 0;
+    if (t == 0) s->l0[b] = finite ? l : (real)CAP;
+    int alive = s->dead_at[b] == steps;
+    real keep = alive && finite;
+    real v = (finite ? l : s->l0[b]) / s->l0[b];
+    if (v > (real)CAP) v = CAP;
+    s->sum_v[b] += v * keep;
+    s->sum_inv[b] += keep / (v < (real)(1 / CAP) ? (real)(1 / CAP) : v); /* 1/v capped, as score.py */
+    if (t >= steps - TAIL) s->tail[b] += v * keep;
+    if (alive && !finite) s->dead_at[b] = t;
+    return alive && finite;
 }
 
 typedef struct {
@@ -311,33 +307,57 @@ typedef struct {
     const real *init[DEPTH];       /* initial weights (fan_in, fan_out), shared */
     const real *lrs, *offsets;     /* (B, DEPTH), (B,) */
     int offset_every_step;         /* 0: offset added once, to the initial weights; 1: before every step */
+    long B;
 } Problem;
 
-/* Train runs first .. first+n-1 (n <= LANES) for all steps; the padding lanes copy run
- * `first` and are never recorded. */
-static void train_group(const Problem *p, const Net *net, const Sums *sums, Group *g,
-                        long first, int n) {
-    vec offset;
-    for (int lane = 0; lane < LANES; lane++) {
-        long b = first + (lane < n ? lane : 0);
-        offset[lane] = p->offsets[b];
-        for (int l = 0; l < DEPTH; l++) g->lr[l][lane] = p->lrs[b * DEPTH + l];
-        for (int l = 0; l < DEPTH - 1; l++)
-            for (int i = 0; i < WIDTH; i++)
-                for (int j = 0; j < WIDTH; j++)
-                    g->w.hidden[l][i][j][lane] =
-                        p->init[l][i * WIDTH + j] + (l == 0 ? p->offsets[b] : 0);
+/* Lane `lane` starts run b: its learning rates and its initial weights. */
+static void load_run(const Problem *p, Group *g, vec *offset, int lane, long b) {
+    (*offset)[lane] = p->offsets[b];
+    for (int l = 0; l < DEPTH; l++) g->lr[l][lane] = p->lrs[b * DEPTH + l];
+    for (int l = 0; l < DEPTH - 1; l++)
         for (int i = 0; i < WIDTH; i++)
-            for (int k = 0; k < TARGET_DIM; k++)
-                g->w.out[i][k][lane] = p->init[DEPTH - 1][i * TARGET_DIM + k];
+            for (int j = 0; j < WIDTH; j++)
+                g->w.hidden[l][i][j][lane] = p->init[l][i * WIDTH + j] + (l == 0 ? p->offsets[b] : 0);
+    for (int i = 0; i < WIDTH; i++)
+        for (int k = 0; k < TARGET_DIM; k++) g->w.out[i][k][lane] = p->init[DEPTH - 1][i * TARGET_DIM + k];
+}
+
+/* The next run no thread has taken yet, or -1 when every run is taken. */
+static long claim(long *next, long B) {
+    long b;
+#pragma omp atomic capture
+    b = (*next)++;
+    return b < B ? b : -1;
+}
+
+/* Train runs claimed from `next` until none is left. Each lane trains its own run at its
+ * own step, and a lane whose run ends (its loss went non-finite, or it took every step)
+ * starts the next unclaimed run at once, so a lane never idles beside a long run while
+ * runs wait: converged runs take every step, diverged ones a few hundred. Lanes never
+ * mix, so each run's arithmetic is the same whichever lane, thread or neighbours it has.
+ * Minibatches share one row sequence per step, so there the lanes keep one step clock
+ * and start new runs together, once all of theirs have ended. */
+static void train_runs(const Problem *p, const Net *net, const Sums *sums, Group *g, long *next) {
+    const int lockstep = p->batch_X != NULL;
+    long run[LANES];
+    int step[LANES];
+    vec offset = {0};
+    int active = 0;
+    for (int lane = 0; lane < LANES; lane++) {
+        run[lane] = claim(next, p->B);
+        step[lane] = 0;
+        if (run[lane] >= 0) active++;
+        /* an idle lane trains a copy of the first run, never recorded */
+        load_run(p, g, &offset, lane, run[lane] >= 0 ? run[lane] : run[0] >= 0 ? run[0] : 0);
     }
-    for (int t = 0; t < p->steps; t++) {
-        if (p->offset_every_step && t > 0) /* the notebook's reading: shift, then step from there */
-            for (int i = 0; i < WIDTH; i++)
-                for (int j = 0; j < WIDTH; j++) g->w.hidden[0][i][j] += offset;
+    int exhausted = active < LANES;
+    while (active) {
+        int t = 0;
+        for (int lane = 0; lane < LANES; lane++)
+            if (run[lane] >= 0) t = step[lane]; /* in lockstep, every live lane's step */
         memset(&g->grad, 0, sizeof(Weights));
         vec sse;
-        if (p->batch_X == NULL) {
+        if (!lockstep) {
             sse = pass(net, g, p->X, p->Y, p->n_rows, 1, p->grad_scale);
         } else { /* the scored loss is the full-batch loss; the step uses the minibatch */
             sse = pass(net, g, p->X, p->Y, p->n_rows, 0, 0);
@@ -345,7 +365,6 @@ static void train_group(const Problem *p, const Net *net, const Sums *sums, Grou
                  p->batch_Y + t * p->batch_rows * TARGET_DIM, p->batch_rows, 1, p->grad_scale);
         }
         vec loss = sse * p->loss_scale;
-        if (!record(sums, first, n, t, p->steps, (const real *)&loss)) break;
         for (int l = 0; l < DEPTH - 1; l++)
             for (int i = 0; i < WIDTH; i++)
                 for (int j = 0; j < WIDTH; j++)
@@ -353,6 +372,29 @@ static void train_group(const Problem *p, const Net *net, const Sums *sums, Grou
         for (int i = 0; i < WIDTH; i++)
             for (int k = 0; k < TARGET_DIM; k++)
                 g->w.out[i][k] -= g->lr[DEPTH - 1] * g->grad.out[i][k];
+        if (p->offset_every_step) /* the notebook's reading: shifted again before the next step */
+            for (int i = 0; i < WIDTH; i++)
+                for (int j = 0; j < WIDTH; j++) g->w.hidden[0][i][j] += offset;
+        for (int lane = 0; lane < LANES; lane++) {
+            if (run[lane] < 0) continue;
+            int lives = record(sums, run[lane], step[lane], p->steps, loss[lane]);
+            if (lives && ++step[lane] < p->steps) continue;
+            run[lane] = -1;
+            active--;
+        }
+        if (exhausted || (lockstep && active)) continue;
+        for (int lane = 0; lane < LANES && !exhausted; lane++) {
+            if (run[lane] >= 0) continue;
+            long b = claim(next, p->B);
+            if (b < 0) {
+                exhausted = 1;
+                break;
+            }
+            run[lane] = b;
+            step[lane] = 0;
+            active++;
+            load_run(p, g, &offset, lane, b);
+        }
     }
 }
 
@@ -378,7 +420,7 @@ int zoomer_train(int nonlinearity, int steps, long n_data, long n_rows, long bat
         .loss_scale = 1.0 / ((double)n_data * TARGET_DIM),
         .grad_scale = 2 * c * c / ((double)grad_rows * TARGET_DIM),
         .X = X, .Y = Y, .batch_X = batch_X, .batch_Y = batch_Y, .lrs = lrs, .offsets = offsets,
-        .offset_every_step = offset_every_step,
+        .offset_every_step = offset_every_step, .B = B,
     };
     for (int l = 0; l < DEPTH; l++) p.init[l] = init[l];
     Sums sums = {l0, sum_v, sum_inv, tail, dead_at};
@@ -386,18 +428,14 @@ int zoomer_train(int nonlinearity, int steps, long n_data, long n_rows, long bat
         l0[b] = sum_v[b] = sum_inv[b] = tail[b] = 0;
         dead_at[b] = steps;
     }
-    long groups = (B + LANES - 1) / LANES;
+    long next = 0; /* the first run no thread has claimed */
     int failed = 0;
 #pragma omp parallel num_threads(threads) reduction(| : failed)
     {
         size_t size = (sizeof(Group) + VBYTES - 1) / VBYTES * VBYTES;
         Group *g = aligned_alloc(VBYTES, size);
         failed = g == NULL;
-#pragma omp for schedule(dynamic, 1)
-        for (long k = 0; k < groups; k++) {
-            long first = k * LANES;
-            if (g) train_group(&p, &net, &sums, g, first, B - first < LANES ? B - first : LANES);
-        }
+        if (g) train_runs(&p, &net, &sums, g, &next);
         free(g);
     }
     return failed ? -1 : 0;
