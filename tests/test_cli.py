@@ -29,8 +29,8 @@ EXPECTED = {
                                   "experiment.paper_steps": 500, "experiment.window.y": [-3.0, 6.0]},
     ("zoom", "auto"): {"zoom.target": "auto", "zoom.decades": 4.0},
     ("zoom", "manual"): {"zoom.target": [1.0149477, 2.3419544], "zoom.decades": 4.0},
-    ("color", "spectral"): {"color.cmap": "Spectral", "color.supersample": 1},
-    ("color", "fire_ice"): {"color.cmap": "fire_ice", "color.supersample": 2},
+    ("color", "spectral"): {"color.cmap": "Spectral"},
+    ("color", "fire_ice"): {"color.cmap": "fire_ice"},
     ("color", "rdbu"): {"color.cmap": "RdBu"},
     ("video", "preview"): {"video.width": 224, "video.height": 126, "video.format": "mp4", "video.overlay": True},
     ("video", "landscape"): {"video.width": 1920, "video.height": 1080, "video.format": "mp4"},
@@ -168,8 +168,8 @@ def frames_without_both_classes_in_the_central_fifth(run_dir, meta) -> list:
     app = OmegaConf.to_object(cfg)
     exp = Experiment.from_config(cfg.experiment)
     start = planning.start_window(app.experiment.window.to_window(), app.video)
-    store = FrameStore(run_dir / "frames", fingerprint(cfg, exp, start))
-    lay = planning.layout(start, app.zoom, app.render, app.video, app.color, torch.device("cpu"))
+    store = FrameStore(run_dir / "frames", fingerprint(cfg, exp, start, 1))
+    lay = planning.layout(start, app.zoom, app.render, app.video, 1, torch.device("cpu"))
     target = Target(tuple(meta["target"]["point"]), (), meta["target"]["depth"])
     plan = planning.make_plan(lay, target, app.video, app.zoom.ease)
     keyframes = [store.load(frame_key(store, w, plan.size)) for w in plan.windows]

@@ -130,7 +130,19 @@ def test_supersample_averages_colours_in_blocks():
     with pytest.raises(ValueError, match="supersample=4"):
         supersample_colors(rgb, 4)
     scores = np.where(np.arange(8)[:, None] < 4, -1.0, 1.0) * np.ones((8, 12))
-    assert color_frame(scores, Reference.from_scores(scores), ColorConfig(supersample=2)).shape == (4, 6, 3)
+    assert color_frame(scores, Reference.from_scores(scores), ColorConfig(), "loss", 2).shape == (4, 6, 3)
+
+
+def test_classes_alternating_finer_than_a_pixel_render_as_their_average_colour():
+    """A checkerboard of converged and diverged runs, 2 x 2 runs a pixel: every pixel is the
+    same blend of the two class colours (each run coloured first), neither class's colour."""
+    runs = np.where(np.indices((8, 12)).sum(axis=0) % 2, 1.0, -1.0)
+    reference = Reference.from_scores(runs)
+    rgb = color_frame(runs, reference, ColorConfig(), "loss", 2)
+    assert (rgb == rgb[0, 0]).all()
+    one_each = color_frame(np.array([[-1.0, 1.0]]), reference, ColorConfig())
+    assert rgb[0, 0].tolist() == supersample_colors(np.tile(one_each, (2, 1, 1)), 2)[0, 0].tolist()
+    assert not (rgb[0, 0] == one_each[0]).all(axis=-1).any()
 
 
 def zoom_frames(n_frames=24, size=48):
@@ -172,8 +184,6 @@ def test_config_validation_names_the_field():
         ColorConfig(cmap="jet")
     with pytest.raises(ValueError, match=r"color\.probe_cmap"):
         ColorConfig(probe_cmap="nope")
-    with pytest.raises(ValueError, match=r"color\.supersample=0"):
-        ColorConfig(supersample=0)
     with pytest.raises(ValueError, match=r"color\.smoothing_frames"):
         ColorConfig(smoothing_frames=-1.0)
     with pytest.raises(ValueError, match=r"color\.n_quantiles"):

@@ -1,9 +1,14 @@
 """Solid guessing trains few runs on a coherent frame, keeps its classes, and is replayable;
 keyframes reuse each other's runs with results identical to training them again."""
+import logging
+import re
+
 import numpy as np
 import pytest
 
 from zoomer import Experiment, Window, landscape
+from zoomer.color import Reference, color_frame
+from zoomer.config import ColorConfig
 from zoomer.boundary import dilate, edges, mixed
 from zoomer.guess import solid_guess, trained_pixels
 
@@ -90,3 +95,17 @@ def test_reused_runs_give_the_frame_training_would(guess):
     assert np.isfinite(known).sum() > 50
     np.testing.assert_array_equal(landscape(exp, outer, size, guess=guess, known=known),
                                   landscape(exp, outer, size, guess=guess))
+
+
+def test_a_solid_window_supersampled_costs_no_extra_runs_and_looks_the_same(caplog):
+    """Every run converges here: guessing interpolates the supersamples, so 2 x 2 runs a
+    pixel train the runs one a pixel does, and the picture differs only by rounding."""
+    exp, window = Experiment(steps=20), Window.from_bounds((-1.0, 0.0), (-1.0, 0.0))
+    caplog.set_level(logging.INFO, logger="zoomer.landscape")
+    one = landscape(exp, window, (16, 16), guess=4)
+    four = landscape(exp, window, (32, 32), guess=4, supersample=2)
+    trained = [int(re.search(r"trained (\d+) runs", r.message).group(1)) for r in caplog.records]
+    assert (one < 0).all() and (four < 0).all() and trained == [25, 25]
+    plain = color_frame(one, Reference.from_scores(one), ColorConfig()).astype(int)
+    mixed = color_frame(four, Reference.from_scores(four), ColorConfig(), "loss", 2).astype(int)
+    assert np.abs(plain - mixed).max() <= 6

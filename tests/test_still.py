@@ -3,6 +3,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
@@ -10,6 +11,7 @@ import zoomer
 from zoomer.color import Reference, color_frame
 from zoomer.config import ColorConfig
 from zoomer.figure import edge_ticks, still_figure
+from zoomer.plan import SUPERSAMPLE, supersample
 from zoomer.still_cli import render_still
 from zoomer.window import Window
 
@@ -33,16 +35,16 @@ def locate(figure: np.ndarray, picture: np.ndarray) -> tuple[int, int]:
 
 
 def test_still_writes_png_figure_and_metadata(compose_still, tmp_path):
-    cfg = compose_still(*SMALL, "aspect=1.5", "figure=true", "color=fire_ice", "magnification=2",
-                        "target=[0.5,1.0]")
+    cfg = compose_still(*SMALL, "aspect=1.5", "figure=true", "color=fire_ice", "render.supersample=2",
+                        "magnification=2", "target=[0.5,1.0]")
     render_still(cfg, tmp_path)
     # single_datapoint's window is 8 decades wide; 1.5 : 1, magnified 2x about the target
     window = Window(0.5, 1.0, 2.0, 4 / 3)
     still = np.asarray(Image.open(tmp_path / "still.png"))
     assert still.shape == (16, 24, 3)  # height = size / aspect; supersampled 2x2 then averaged
-    scores = zoomer.landscape(zoomer.Experiment(n_data=1, steps=20), window, (32, 48), dtype="float32")
-    color = ColorConfig(cmap="fire_ice", supersample=2)
-    np.testing.assert_array_equal(still, color_frame(scores, Reference.from_scores(scores), color))
+    scores = zoomer.landscape(zoomer.Experiment(n_data=1, steps=20), window, (32, 48), dtype="float32", supersample=2)
+    color = ColorConfig(cmap="fire_ice")
+    np.testing.assert_array_equal(still, color_frame(scores, Reference.from_scores(scores), color, "loss", 2))
     top, _ = locate(np.asarray(Image.open(tmp_path / "figure.png")), still)
     assert top > 0  # room for the title above
 
@@ -65,7 +67,7 @@ def test_still_without_figure_writes_no_figure(compose_still, tmp_path):
 
 @pytest.mark.parametrize("override, setting", [
     ("size=4", "size"), ("magnification=0.5", "magnification"), ("aspect=0", "aspect"),
-    ("color.supersample=0", "supersample"), ("target=auto_", "target"),
+    ("render.supersample=0", "render.supersample"), ("target=auto_", "target"),
 ])
 def test_bad_settings_fail_before_compute(compose_still, override, setting, tmp_path, monkeypatch):
     monkeypatch.setattr(zoomer.engine, "train_grid", lambda *a, **k: pytest.fail("trained"))
@@ -126,3 +128,12 @@ def test_figure_uses_matplotlib_when_installed():
     ink = (figure != 255).any(-1)
     top = np.argmax(ink.sum(1) > rgb.shape[1] // 2)  # the first row across the picture (or its frame)
     assert ink[:top].any(), "a title above the picture"
+
+
+def test_supersample_auto_is_one_run_a_pixel_on_a_cpu_the_papers_look_on_a_gpu_and_what_a_panel_needs(compose_still):
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert supersample("auto", cpu) == 1 and supersample("auto", cuda) == SUPERSAMPLE["cuda"] > 1
+    assert supersample(1, cuda) == 1 and supersample(4, cpu) == 4
+    panel = compose_still("paper=paraminit").panel
+    assert supersample("auto", cpu, panel) == panel.supersample == 2
+    assert compose_still("paper=tanh").panel.supersample == 1

@@ -15,12 +15,14 @@ import pytest
 from PIL import Image
 from hydra import compose, initialize_config_module
 
+import zoomer.conf
 from conftest import VERSION_BASE, TINY, launch_app as run_app
 from zoomer import render as render_module
 from zoomer.atomic import write_atomic
 from zoomer.store import FORMAT, CorruptFrame, FrameStore, StoreMismatch, read_frame
 from zoomer.video import probe
 
+COLOR_PRESETS = sorted(p.stem for p in (Path(zoomer.conf.__path__[0]) / "color").glob("*.yaml"))
 EXACT = [*TINY, "render.frames=exact", "video.duration_s=2.0"]  # 8 frames, each computed
 # Longer training, so that a kill lands part-way; the boundary moves with it.
 SLOWER = ["experiment.steps=60", "zoom.target=[5.07,1.83]"]
@@ -91,11 +93,14 @@ def test_recolouring_reuses_stored_scores_without_the_engine(tmp_path, uninterru
 
     for module in ("compute", "target", "preflight"):
         monkeypatch.setattr(f"zoomer.{module}.landscape", no_engine)
-    with initialize_config_module(config_module="zoomer.conf", version_base=VERSION_BASE):
-        cfg = compose(config_name="config", overrides=[*EXACT, "color=rdbu", "video.overlay=false"])
-    meta = render_module.render(cfg, run_dir)
-    assert meta["frames"]["computed"] == 0 and meta["frames"]["reused"] == 8
-    assert probe(run_dir / "zoom.mp4").n_frames == 8
+    frames = {p: p.stat().st_mtime_ns for p in (run_dir / "frames").iterdir()}
+    for preset in COLOR_PRESETS:  # fire_ice too: its antialiasing is render.supersample's, not a colour's
+        with initialize_config_module(config_module="zoomer.conf", version_base=VERSION_BASE):
+            cfg = compose(config_name="config", overrides=[*EXACT, f"color={preset}", "video.overlay=false"])
+        meta = render_module.render(cfg, run_dir)
+        assert meta["frames"]["computed"] == 0 and meta["frames"]["reused"] == 8, preset
+        assert probe(run_dir / "zoom.mp4").n_frames == 8
+    assert {p: p.stat().st_mtime_ns for p in (run_dir / "frames").iterdir()} == frames
 
 
 @pytest.mark.slow  # runs the app

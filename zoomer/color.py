@@ -165,12 +165,14 @@ def colormap_for(config: ColorConfig, readout: str) -> str:
 
 
 def color_frame(values: np.ndarray, reference: Reference, config: ColorConfig,
-                readout: str = "loss") -> np.ndarray:
+                readout: str = "loss", supersample: int = 1) -> np.ndarray:
     """One frame of readout values -> uint8 (H, W, 3) image in DISPLAY orientation.
 
-    `values` is in maths orientation (row 0 = lowest y) at supersample x the video size;
-    the result has its top row at the highest y. This is the only place the flip happens.
+    `values` is in maths orientation (row 0 = lowest y) at supersample x the picture's
+    size; every run is normalised and coloured on its own, then each k x k block of
+    colours is averaged, so a block that mixes classes shows their blend. The result has
+    its top row at the highest y. This is the only place the flip happens.
     """
     cmap = colormap_for(config, readout)
     rgb = colorize(normalize(values, reference, GAPS[readout]), cmap)
-    return np.ascontiguousarray(supersample_colors(rgb, config.supersample)[::-1])
+    return np.ascontiguousarray(supersample_colors(rgb, supersample)[::-1])

@@ -29,7 +29,7 @@ def encode(exp, plan: Plan, store: FrameStore, video: VideoConfig, color: ColorC
     refs = [Reference.from_scores(load(i), color.n_quantiles) for i in range(len(plan.windows))]
     if plan.strategy == "exact":
         refs = smooth_references(refs, color.smoothing_frames)
-        frames = (color_frame(load(i), refs[i], color, exp.readout) for i in range(len(plan.windows)))
+        frames = (color_frame(load(i), refs[i], color, exp.readout, plan.supersample) for i in range(len(plan.windows)))
     else:
         per_doubling = video.n_frames / max(1, len(plan.windows) - 1)
         refs = smooth_references(refs, color.smoothing_frames / per_doubling)
@@ -57,9 +57,8 @@ def keyframe_frames(exp, plan: Plan, load, refs, video: VideoConfig, color: Colo
     by the same fade), so the inset shows no edge and the palette moves smoothly.
     """
     start = plan.frame_windows[0]
-    k_ss = color.supersample
+    k_ss = plan.supersample
     out_size = (video.height * k_ss, video.width * k_ss)
-    colour_only = ColorConfig(**{**color.__dict__, "supersample": 1})
     cache: dict[int, np.ndarray] = {}
 
     def keyframe(k: int, reference) -> torch.Tensor:
@@ -67,7 +66,7 @@ def keyframe_frames(exp, plan: Plan, load, refs, video: VideoConfig, color: Colo
             if len(cache) > 2:  # frames only move forward: older keyframes are done with
                 cache.clear()
             cache[k] = load(k)
-        rgb = color_frame(cache[k], reference, colour_only, exp.readout)
+        rgb = color_frame(cache[k], reference, color, exp.readout)
         return torch.from_numpy(rgb.astype(np.float32)).permute(2, 0, 1)[None]
 
     last = len(plan.windows) - 1

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from .config import RenderConfig
 from .guess import trained_pixels
-from .landscape import landscape
+from .landscape import landscape, lattice_step
 from .plan import Plan
 from .precision import resolve_precision
 from .store import FrameStore
@@ -54,8 +54,8 @@ def compute_frames(exp, plan: Plan, store: FrameStore, rnd: RenderConfig, device
         for n, i in enumerate(todo, 1):
             window = plan.windows[i]
             known = _runs_from_next_keyframe(exp, plan, store, i, precision, rnd.guess)
-            scores = landscape(exp, window, plan.size, device=device, dtype=precision,
-                               progress=bar.update, backend=backend, guess=rnd.guess, known=known)
+            scores = landscape(exp, window, plan.size, device=device, dtype=precision, progress=bar.update,
+                               backend=backend, guess=rnd.guess, known=known, supersample=plan.supersample)
             store.save(frame_key(store, window, plan.size), scores)
             elapsed = time.perf_counter() - started
             log.info("frame %d stored (%d/%d), %.0f s elapsed, ETA %.0f s",
@@ -72,7 +72,7 @@ def _runs_from_next_keyframe(exp, plan: Plan, store: FrameStore, k: int, precisi
     if not (store.has(inner) and same_dtype):
         return None
     scores = store.load(inner)
-    trained = trained_pixels(scores, guess)
+    trained = trained_pixels(scores, lattice_step(guess, plan.supersample))
     (h, w), known = plan.size, np.full(plan.size, np.nan)
     # Pixel (i, j) of keyframe k is pixel (2i - (h-1)/2, 2j - (w-1)/2) of keyframe k+1.
     i = np.arange(-(-(h - 1) // 4), 3 * (h - 1) // 4 + 1)

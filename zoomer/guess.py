@@ -11,7 +11,8 @@ boundary 10-20% of the runs are trained; on static, all of them.
 
 The price: an island of the other class smaller than a cell, with no lattice point of
 its own near the boundary, is painted over. That is fine for a video's look, not for a
-measurement, so the dimension and still commands train every pixel.
+measurement, so the dimension and still commands train every pixel (a supersampled still
+every pixel of the picture, and its supersamples where classes mix: zoomer.landscape).
 """
 from __future__ import annotations
 

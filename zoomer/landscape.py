@@ -22,6 +22,13 @@ from .window import Window, check_size
 log = logging.getLogger(__name__)
 
 
+def lattice_step(guess: int, supersample: int = 1) -> int:
+    """Solid guessing's first lattice step in computed pixels: `guess` pixels of the picture,
+    each supersample x supersample runs, so a solid block costs what it would without
+    supersampling (its runs are interpolated) and a block that mixes classes trains all."""
+    return check_guess(guess) * supersample
+
+
 def landscape(
     exp: Experiment,
     window: Window,
@@ -32,11 +39,14 @@ def landscape(
     backend: str = "auto",
     guess: int = 1,
     known: Optional[np.ndarray] = None,
+    supersample: int = 1,
 ) -> np.ndarray:
     """The score image (H, W) of a window: row 0 is the lowest y, column 0 the lowest x.
 
     dtype "auto" picks float32 or float64 for this window (zoomer.precision). guess > 1
-    trains only the runs the boundary needs and interpolates the rest (zoomer.guess).
+    trains only the runs the boundary needs and interpolates the rest (zoomer.guess);
+    supersample > 1 says that (H, W) is supersample x the picture's size, and guessing
+    starts from one run per picture pixel (lattice_step).
     known, an (H, W) image of runs already trained at these very coordinates (NaN
     elsewhere), is used instead of training them again; the result is the same.
     """
@@ -60,8 +70,9 @@ def landscape(
                                       progress=progress, backend=backend)
         return scores
 
-    scores = solid_guess(train, (h, w), check_guess(guess), progress)
-    if guess > 1 or known is not None:
+    step = lattice_step(guess, supersample)
+    scores = solid_guess(train, (h, w), step, progress)
+    if step > 1 or known is not None:
         log.info("%d x %d frame: trained %d runs (%.0f%%), %d reused from another frame",
                  w, h, counts["trained"], 100 * counts["trained"] / (h * w), counts["reused"])
     return scores

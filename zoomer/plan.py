@@ -4,18 +4,30 @@ The layout (strategy, pixel size, how many frames) is known from the settings al
 every check that depends on it runs before the target search; the plan adds the target
 and the windows. Two strategies: `exact` computes every video frame; `keyframes` computes
 one frame per zoom doubling and draws the frames between from the two around them.
+Supersampling trains k x k runs per video pixel (their colours are averaged, zoomer.color),
+so it sets the computed size: it is part of what a frame store holds, not of its colours.
 """
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 
-from .config import ColorConfig, RenderConfig, VideoConfig, ZoomConfig
+from .config import PanelConfig, RenderConfig, VideoConfig, ZoomConfig
 from .errors import Refusal
 from .target import Target
 from .window import Window, max_depth, zoom_path
+
+log = logging.getLogger(__name__)
+
+# render.supersample=auto, per device: on a GPU the paper's look (each pixel the mean colour
+# of 3 x 3 runs, so a mix of classes finer than a pixel shows as a pastel blend, not
+# static); on a CPU one run per pixel, as that costs 9x where classes mix. A named panel
+# that needs more (panel.supersample: paraminit's) gets it on any device.
+SUPERSAMPLE = {"cuda": 3, "cpu": 1}
 
 
 @dataclass(frozen=True)
@@ -27,6 +39,7 @@ class Layout:
     strategy: str  # exact | keyframes
     size: tuple  # (H, W) of each computed frame
     n_computed: int  # frames the engine computes (video frames or keyframes)
+    supersample: int  # runs per video pixel, per side
 
 
 @dataclass
@@ -38,6 +51,7 @@ class Plan:
     windows: list  # computed frames (keyframes or every frame)
     size: tuple  # (H, W) of each computed frame
     frame_windows: list  # every video frame's window
+    supersample: int  # runs per video pixel, per side
 
 
 def start_window(window: Window, video: VideoConfig) -> Window:
@@ -55,8 +69,21 @@ def frame_strategy(rnd: RenderConfig, device: torch.device) -> str:
     return "exact" if device.type == "cuda" else "keyframes"
 
 
-def compute_size(video: VideoConfig, color: ColorConfig, scale: float = 1.0) -> tuple[int, int]:
-    k = color.supersample
+def supersample(setting, device: torch.device, panel: Optional[PanelConfig] = None) -> int:
+    """render.supersample as a number: k as set, or auto's (SUPERSAMPLE, at least the panel's);
+    logs which and what it costs, as quality does."""
+    if setting != "auto":
+        k = setting
+    else:
+        k = max(SUPERSAMPLE.get(torch.device(device).type, 1), panel.supersample if panel is not None else 1)
+    if k > 1:
+        log.info("render.supersample %d%s: %d x %d runs per pixel where classes mix (up to %dx the runs of "
+                 "render.supersample=1); solid regions cost what they would without", k,
+                 " (auto on this device)" if setting == "auto" else "", k, k, k * k)
+    return k
+
+
+def compute_size(video: VideoConfig, k: int, scale: float = 1.0) -> tuple[int, int]:
     return (max(2, round(video.height * scale)) * k, max(2, round(video.width * scale)) * k)
 
 
@@ -66,16 +93,17 @@ def doublings(depth: float) -> int:
     return math.floor(depth * math.log2(10) + 1e-9)
 
 
-def layout(start: Window, zoom: ZoomConfig, rnd: RenderConfig, video: VideoConfig, color: ColorConfig,
+def layout(start: Window, zoom: ZoomConfig, rnd: RenderConfig, video: VideoConfig, k: int,
            device: torch.device) -> Layout:
+    """The frames to compute, k x k runs per video pixel (k: `supersample`)."""
     depth = math.log10(start.width / zoom.final_width) if zoom.final_width is not None else float(zoom.decades)
     strategy = frame_strategy(rnd, device)
     if strategy == "exact":
-        size, count = compute_size(video, color), video.n_frames
+        size, count = compute_size(video, k), video.n_frames
     else:  # odd sides: every other pixel of keyframe k+1 is then a pixel of keyframe k
-        size = tuple(side | 1 for side in compute_size(video, color, rnd.keyframe_scale))
+        size = tuple(side | 1 for side in compute_size(video, k, rnd.keyframe_scale))
         count = doublings(depth) + 1
-    return Layout(start, depth, strategy, size, count)
+    return Layout(start, depth, strategy, size, count, k)
 
 
 def check_depth(lay: Layout, point) -> None:
@@ -97,4 +125,4 @@ def make_plan(lay: Layout, target: Target, video: VideoConfig, ease: float) -> P
         windows = frame_windows
     else:
         windows = [lay.start.zoom(2.0**k, center=target.point) for k in range(lay.n_computed)]
-    return Plan(target, lay.strategy, windows, lay.size, frame_windows)
+    return Plan(target, lay.strategy, windows, lay.size, frame_windows, lay.supersample)

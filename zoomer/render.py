@@ -23,7 +23,7 @@ from .config import SearchConfig, VideoConfig, ZoomConfig, ZoomerConfig
 from .engine import resolve_device
 from .errors import Interrupted, Refusal, interruptible
 from .experiment import Experiment
-from .plan import Layout, Plan, layout, make_plan, start_window
+from .plan import Layout, Plan, layout, make_plan, start_window, supersample
 from .precision import resolve_precision
 from .preflight import (check_backend, check_depth_reachable, check_disk_space, check_near_boundary,
                         check_store_exists, check_target_point, check_writable, ffmpeg_exe)
@@ -52,7 +52,7 @@ def render(cfg, run_dir: Path) -> dict:
     if app.panel is not None:
         zoom = onto_panel(zoom, app.panel.window(), video)
     point = check_target_point(zoom, condition)
-    lay = layout(start, zoom, rnd, video, color, device)
+    lay = layout(start, zoom, rnd, video, supersample(rnd.supersample, device, app.panel), device)
     check_depth_reachable(lay, condition, point)
     if rnd.mode != "compute":
         ffmpeg_exe()  # a missing encoder is known now, not after hours of compute
@@ -62,7 +62,7 @@ def render(cfg, run_dir: Path) -> dict:
     for directory in (run_dir, store_dir):
         check_writable(directory)
     remove_stale(run_dir)  # an encode killed outright leaves its temp file
-    store = FrameStore(store_dir, fingerprint(cfg, exp, start))
+    store = FrameStore(store_dir, fingerprint(cfg, exp, start, lay.supersample))
     if rnd.mode != "assemble":
         check_disk_space(store.root, lay.n_computed, lay.size)
     with interruptible("the target search was stopped; nothing was written but the frame store's manifest"):
@@ -141,7 +141,7 @@ def onto_panel(zoom: ZoomConfig, panel: Window, video: VideoConfig) -> ZoomConfi
     return replace(zoom, target=list(panel.center), final_width=final_width)
 
 
-def fingerprint(cfg, exp: Experiment, start: Window) -> dict:
+def fingerprint(cfg, exp: Experiment, start: Window, k: int) -> dict:
     """What makes two renders' frames incomparable: the store refuses any other."""
     zoom = cfg.zoom
     return {
@@ -152,6 +152,7 @@ def fingerprint(cfg, exp: Experiment, start: Window) -> dict:
         "precision": cfg.engine.precision,
         "frames": cfg.render.frames,
         "guess": cfg.render.guess,
+        "supersample": k,
     }
 
 

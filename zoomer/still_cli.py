@@ -22,6 +22,7 @@ from .color import Reference, color_frame
 from .config import HYDRA_VERSION_BASE, StillConfig, register_configs
 from .dimension import MIN_SIDE, box_dimension, edges
 from .landscape import landscape
+from .plan import supersample
 from .figure import still_figure
 from .study import Study, write_json
 from .video import save_png
@@ -35,7 +36,8 @@ def render_still(cfg: StillConfig, out: Path, config: dict | None = None) -> dic
     `config` is the resolved config to record (by default the StillConfig's fields).
     """
     study = Study.of(cfg)
-    exp, (height, width), k = study.experiment, cfg.shape, cfg.color.supersample
+    exp, (height, width) = study.experiment, cfg.shape
+    k = supersample(cfg.render.supersample, study.device, cfg.panel)
     started = time.perf_counter()
     if cfg.panel is not None:  # a named window shown as it is, its shape kept
         window = cfg.panel.window()
@@ -50,10 +52,10 @@ def render_still(cfg: StillConfig, out: Path, config: dict | None = None) -> dic
 
     tick = time.perf_counter()
     scores = landscape(exp, window, (height * k, width * k), device=study.device, dtype=study.precision,
-                       backend=study.backend)
+                       backend=study.backend, guess=1, supersample=k)
     timings["compute_s"] = time.perf_counter() - tick
     tick = time.perf_counter()
-    rgb = color_frame(scores, Reference.from_scores(scores, cfg.color.n_quantiles), cfg.color, exp.readout)
+    rgb = color_frame(scores, Reference.from_scores(scores, cfg.color.n_quantiles), cfg.color, exp.readout, k)
     save_png(out / "still.png", rgb)
     files = ["still.png"]
     edge = edges(scores)

@@ -14,7 +14,7 @@ from ..errors import Refusal
 from ..window import Window
 from .choices import Frames, Method, Mode, Quality
 from .parts import (ColorConfig, EngineConfig, ExperimentConfig, PanelConfig, SearchConfig, VideoConfig,
-                    check_guess, check_int, check_target, choice)
+                    check_guess, check_int, check_supersample, check_target, choice)
 
 
 @dataclass
@@ -43,6 +43,7 @@ class RenderConfig:
     frames: Frames = Frames.auto  # exact | keyframes | auto (exact on CUDA, keyframes on the CPU)
     keyframe_scale: float = 1.0  # keyframe pixels per video pixel (per side)
     guess: int = 8  # solid guessing: train every guess-th pixel, then only near the boundary; 1 = all
+    supersample: Any = "auto"  # k x k runs per video pixel, coloured then averaged | auto (zoomer.plan)
     mode: Mode = Mode.all  # all | compute (frames only) | assemble (encode from the store)
     num_shards: int = 1
     shard: int = 0  # this process computes frames i with i % num_shards == shard
@@ -52,6 +53,7 @@ class RenderConfig:
         self.frames = choice(Frames, self.frames, "render.frames")
         self.mode = choice(Mode, self.mode, "render.mode")
         check_guess(self.guess)
+        self.supersample = check_supersample(self.supersample, "render.supersample")
         if not self.keyframe_scale > 0:
             raise Refusal(f"render.keyframe_scale={self.keyframe_scale!r} must be > 0")
         check_int(self.num_shards, "render.num_shards", 1)
@@ -180,6 +182,16 @@ class DimensionConfig(StudyConfig):
 
 
 @dataclass
+class StillRenderConfig:
+    """How a still's runs are laid out (node `render`, named as zoomer's)."""
+
+    supersample: Any = "auto"  # k x k runs per pixel, coloured then averaged | auto (zoomer.plan)
+
+    def __post_init__(self) -> None:
+        self.supersample = check_supersample(self.supersample, "render.supersample")
+
+
+@dataclass
 class StillConfig(StudyConfig):
     """zoomer-still: one window at high resolution, coloured as in videos.
 
@@ -192,6 +204,7 @@ class StillConfig(StudyConfig):
     magnification: float = 1.0
     aspect: float = 1.0  # width / height
     color: ColorConfig = field(default_factory=ColorConfig)
+    render: StillRenderConfig = field(default_factory=StillRenderConfig)
     figure: bool = False  # also write figure.png: axes in hyperparameter units and a title
     title: Optional[str] = None  # the figure's title; null: experiment and view
 

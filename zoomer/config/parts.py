@@ -56,6 +56,13 @@ def check_guess(step):
     return step
 
 
+def check_supersample(value, key: str):
+    """auto (zoomer.plan.supersample decides) or k >= 1 runs per output pixel, per side. Returns it."""
+    if value != "auto":
+        check_int(value, key, 1, " (runs per output pixel, per side) or auto")
+    return value
+
+
 def check_int(value, key: str, least: int, why: str = "", most: int | None = None) -> None:
     if not (isinstance(value, int) and not isinstance(value, bool) and least <= value <= (most or value)):
         allowed = f"in {least}..{most}" if most else f">= {least}"
@@ -95,8 +102,12 @@ class PanelConfig:
     title: str = ""
     x: List[float] = field(default_factory=lambda: [1.0, 10.0])
     y: List[float] = field(default_factory=lambda: [1.0, 10.0])
+    # Runs per pixel side that the panel's look needs at least (render.supersample=auto takes
+    # it on any device): 1, or more where runs change class finer than a pixel.
+    supersample: int = 1
 
     def __post_init__(self) -> None:
+        check_int(self.supersample, "panel.supersample", 1)
         for name, bounds in (("x", self.x), ("y", self.y)):
             if not (len(bounds) == 2 and 0 < bounds[0] < bounds[1]):
                 raise Refusal(f"panel.{name}={list(bounds)} must be two increasing positive values (not log10)")
@@ -153,7 +164,6 @@ class ColorConfig:
     cmap: str = "Spectral"  # for the loss readout (training scores)
     probe_cmap: str = "magma"  # for the probe_point readout
     smoothing_frames: float = 8.0  # Gaussian sigma, in frames, of the reference smoothing
-    supersample: int = 1  # score images are k x k times the video size; colours averaged
     n_quantiles: int = 256  # size of each side of a Reference
 
     def __post_init__(self) -> None:
@@ -162,7 +172,6 @@ class ColorConfig:
             if not known_colormap(name):
                 raise Refusal(f"color.{key}={name!r} is not a known colormap; "
                                  f"choose from {sorted(COLORMAPS)} (add _r to reverse)")
-        check_int(self.supersample, "color.supersample", 1)
         if not self.smoothing_frames >= 0:
             raise Refusal(f"color.smoothing_frames={self.smoothing_frames!r} must be >= 0 (0 = no smoothing)")
         check_int(self.n_quantiles, "color.n_quantiles", 2)
