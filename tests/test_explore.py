@@ -20,9 +20,13 @@ from zoomer.boundary import edges
 pytest.importorskip("aiohttp", reason="zoomer-explore needs the explore extra (aiohttp)")
 
 CHROMIUM = "/usr/bin/chromium"
-# Small and quick, at the preview quality (100 steps): passes of 17, 33 and 65 px across;
-# renders of 32x18 px, 4 frames.
-SMALL = ("size=64", "coarse=16", "video.width=32", "video.height=18", "video.fps=4", "video.duration_s=1")
+# ZOOMER_EXPLORE_SCREENSHOT=docs/explore.png saves the browser test's screenshot there, of
+# views at the app's own size (README.md's picture); otherwise views are small and quick.
+SCREENSHOT = os.environ.get("ZOOMER_EXPLORE_SCREENSHOT")
+COARSE, SIZE = (32, 256) if SCREENSHOT else (16, 64)
+# At the preview quality (100 steps), renders of 32x18 px, 4 frames.
+SMALL = (f"size={SIZE}", f"coarse={COARSE}", "video.width=32", "video.height=18", "video.fps=4",
+         "video.duration_s=1")
 START_S = 60  # for the server to print its URL
 pytestmark = pytest.mark.slow  # every test here starts the app as a subprocess
 
@@ -147,7 +151,8 @@ def test_a_view_refines_in_passes_and_recolours_without_training(explorer):
     assert first == "view" and last == "done"
     assert "zoom=manual" in numbers["command"] and f"zoom.final_width={v['w'] / 3!r}" in numbers["command"]
     assert abs(numbers["depth"] - np.log10(3)) < 1e-9
-    assert [p["size"][1] for p in passes] == [17, 33, 65]
+    assert [p["size"][1] for p in passes] == [COARSE * 2**k + 1 for k in range(len(passes))]
+    assert passes[-1]["size"][1] == SIZE + 1
     assert all(p["reused"] > 0 for p in passes[1:]), "each pass takes the runs of the one before"
     assert all(0 <= p["structure"] <= 1 and 0 <= p["converged"] <= 1 for p in passes)
     stream, response = explorer.events(query + "&cmap=fire_ice")
@@ -198,14 +203,14 @@ def browser():
 
 def final_view(page) -> dict:
     """Wait for the view's last pass; its URL's view and what the page shows."""
-    page.wait_for_selector("#status[data-state=done]", timeout=30_000)
+    page.wait_for_selector("#status[data-state=done]", timeout=90_000)
     return {"url": page.url, "image": page.get_attribute("#picture", "src"), "x_lo": page.inner_text("#x-lo"),
             "x_hi": page.inner_text("#x-hi"), "command": page.inner_text("#command")}
 
 
 def test_the_page_zooms_goes_back_and_renders_a_video(explorer, browser, tmp_path):
     setup = start(explorer)
-    page = browser.new_page(viewport={"width": 1300, "height": 640})
+    page = browser.new_page(viewport={"width": 1300, "height": 500})
     page.goto(explorer.url)
     first = final_view(page)
     assert "x=" in first["url"] and first["image"].startswith("data:image/png")
@@ -225,7 +230,7 @@ def test_the_page_zooms_goes_back_and_renders_a_video(explorer, browser, tmp_pat
     zoomed = final_view(page)
     assert zoomed["image"] != first["image"] and zoomed["x_lo"] != first["x_lo"]
     assert float(zoomed["x_hi"]) / float(zoomed["x_lo"]) < float(first["x_hi"]) / float(first["x_lo"]) / 10
-    page.screenshot(path=os.environ.get("ZOOMER_EXPLORE_SCREENSHOT", str(tmp_path / "explore.png")))
+    page.screenshot(path=SCREENSHOT or str(tmp_path / "explore.png"))
 
     page.go_back()  # the browser's history restores the previous view
     back = final_view(page)

@@ -34,7 +34,7 @@ except ImportError:  # the explore extra is missing: _run says so in one line
 from .config import (COLORMAPS, HYDRA_VERSION_BASE, ExploreConfig, Quality, ZoomConfig, known_colormap,
                      register_configs)
 from .config.parts import choice
-from .errors import run_reporting_errors
+from .errors import Refusal, run_reporting_errors
 from .explore_jobs import RenderJob, forwarded, render_command
 from .explore_view import QUALITIES, Cancelled, Explorer, View
 from .preflight import check_target_point
@@ -76,7 +76,7 @@ class Server:
             self.explorer.check(view)
             quality = choice(Quality, query.get("quality", self.explorer.quality.value), "quality")
             if quality not in QUALITIES:
-                raise ValueError(f"quality={quality.value!r} must be one of {[q.value for q in QUALITIES]}")
+                raise Refusal(f"quality={quality.value!r} must be one of {[q.value for q in QUALITIES]}")
         except KeyError as e:
             raise web.HTTPBadRequest(text=f"missing {e.args[0]}: a view needs x, y (its centre) and w (its "
                                           "width), in axis units (log10)")
@@ -225,7 +225,7 @@ def _number(query, key: str) -> float:
     try:
         return float(query[key])
     except ValueError:
-        raise ValueError(f"{key}={query[key]!r} must be a number (axis units, log10)") from None
+        raise Refusal(f"{key}={query[key]!r} must be a number (axis units, log10)") from None
 
 
 async def _send(response, event: str, data: dict) -> None:
@@ -241,7 +241,8 @@ async def serve(server: Server, host: str, port: int, open_browser: bool) -> Non
     try:
         sock.bind((host, port))
     except OSError as e:
-        raise RuntimeError(f"cannot listen on {host}:{port} ({e.strerror}); choose another port= (0: a free one)")
+        raise Refusal(f"cannot listen on {host}:{port} ({e.strerror}); choose another port= (0: a free one)")
+    server.explorer.warm_up()  # once the port is ours, before the URL is given out
     site = web.SockSite(runner, sock)
     await site.start()
     url = f"http://{host if ':' not in host else f'[{host}]'}:{sock.getsockname()[1]}/"
@@ -267,7 +268,7 @@ def _run(cfg: DictConfig, out: Path) -> None:
 
     app: ExploreConfig = OmegaConf.to_object(cfg)
     if web is None:
-        raise RuntimeError("zoomer-explore needs the web extra: pip install 'zoomer[explore]' (aiohttp)")
+        raise Refusal("zoomer-explore needs the web extra: pip install 'zoomer[explore]' (aiohttp)")
     server = Server(app, forwarded(HydraConfig.get().overrides.task), out)
     asyncio.run(serve(server, app.host, app.port, app.open_browser))
 

@@ -26,6 +26,7 @@ from .boundary import structure
 from .color import Reference, color_frame
 from .config import ColorConfig, ExploreConfig, Quality
 from .engine import resolve_device
+from .errors import Refusal
 from .guess import trained_pixels
 from .landscape import landscape
 from .plan import start_window
@@ -52,7 +53,7 @@ class View:
 
     def __post_init__(self):
         if not (math.isfinite(self.x) and math.isfinite(self.y) and math.isfinite(self.width) and self.width > 0):
-            raise ValueError(f"a view needs a finite centre x, y and a width > 0, got x={self.x}, y={self.y}, "
+            raise Refusal(f"a view needs a finite centre x, y and a width > 0, got x={self.x}, y={self.y}, "
                              f"w={self.width}")
 
     def window(self, size: tuple[int, int]) -> Window:
@@ -125,8 +126,15 @@ class Explorer:
         panel = cfg.panel.window()
         return View(panel.cx, panel.cy, max(panel.width, panel.height * self.aspect))
 
+    def warm_up(self) -> None:
+        """Train four runs, so that the first view does not wait for the kernel to be built
+        and checked (zoomer.kernels)."""
+        exp, window = self.experiments[self.quality], self.start.window(self.sizes[0])
+        dtype = resolve_precision(self.cfg.engine.precision.value, exp, window, (2, 2))
+        landscape(exp, window, (2, 2), device=self.device, dtype=dtype, backend=self.cfg.engine.backend)
+
     def check(self, view: View) -> Window:
-        """The view's window at the finest pass; a ValueError when float64 cannot resolve it."""
+        """The view's window at the finest pass; a Refusal (a ValueError) when float64 cannot resolve it."""
         window = view.window(self.sizes[-1])
         window.check_resolution(self.sizes[-1])
         return window

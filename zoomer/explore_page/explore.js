@@ -7,7 +7,9 @@ const $ = (id) => document.getElementById(id);
 const tab = sessionStorage.zoomerTab || (sessionStorage.zoomerTab = Math.random().toString(36).slice(2));
 let setup = null;    // /api/start: the start view, choices, aspect, axis labels
 let current = null;  // {x, y, w, quality, cmap} shown now
-let bounds = null;   // the view's window: {x: [lo, hi], y: [lo, hi]} (centres of the edge pixels)
+let bounds = null;   // the window of the picture shown: {x: [lo, hi], y: [lo, hi]} (edge pixels' centres)
+let coming = null;   // the window of the view asked for, shown with its first pass
+let shown = null;    // the view of the picture shown
 let size = null;     // [H, W] of the latest pass
 let stream = null;
 
@@ -53,7 +55,7 @@ function finish(state, message) {
 }
 
 function showNumbers(n) {
-  bounds = {x: n.x, y: n.y};
+  coming = {x: n.x, y: n.y};
   $("depth").textContent = `${n.depth.toFixed(2)} decades below the start (${n.steps} steps per run)`;
   $("command").textContent = n.command;
   $("renderable").textContent = n.renderable;
@@ -75,6 +77,8 @@ function rate(c, [lo, hi]) {
 
 function showPass(p) {
   $("picture").src = p.image;
+  $("picture").style.transform = "";
+  [bounds, shown] = [coming, current];
   size = p.size;
   $("structure").textContent = p.structure.toFixed(3);
   $("mix").textContent = `${(100 * p.converged).toFixed(1)}% converge, ${(100 * (1 - p.converged)).toFixed(1)}% diverge`;
@@ -112,6 +116,7 @@ window.addEventListener("mousemove", (e) => {
     stage.style.transform = `translate(${e.clientX - drag.x}px, ${e.clientY - drag.y}px)`;
     return;
   }
+  if (!shown) return;
   box.style.display = "block";
   box.style.left = Math.min(drag.x, e.clientX) - r.left + "px";
   box.style.top = Math.min(drag.y, e.clientY) - r.top + "px";
@@ -123,15 +128,25 @@ window.addEventListener("mouseup", (e) => {
   const d = drag;
   drag = null;
   $("box").style.display = "none";
-  stage.style.transform = "";
-  if (Math.abs(e.clientX - d.x) < 4 && Math.abs(e.clientY - d.y) < 4) return;  // a click, not a drag
+  if (Math.abs(e.clientX - d.x) < 4 && Math.abs(e.clientY - d.y) < 4) {  // a click, not a drag
+    stage.style.transform = "";
+    return;
+  }
   const [ax, ay] = toAxis(d.x, d.y), [bx, by] = toAxis(e.clientX, e.clientY);
-  if (d.pan) {
-    go({...current, x: current.x - (bx - ax), y: current.y - (by - ay)}, "push");
+  if (d.pan) {  // the picture stays where it was dropped until the new view's first pass
+    go({...shown, quality: current.quality, cmap: current.cmap, x: shown.x - (bx - ax), y: shown.y - (by - ay)},
+       "push");
   } else {
     go({...current, x: (ax + bx) / 2, y: (ay + by) / 2, w: widthFor(Math.abs(bx - ax), Math.abs(by - ay))}, "push");
   }
 });
+
+// The picture shown, moved and scaled to where `v` will be, until v's first pass replaces it.
+function preview(v) {
+  const s = shown.w / v.w, width = stage.offsetWidth, height = stage.offsetHeight;  // untransformed
+  const tx = (shown.x - v.x) / shown.w * width * s, ty = (v.y - shown.y) / shown.w * setup.aspect * height * s;
+  stage.style.transform = `translate(${tx}px, ${ty}px) scale(${s})`;
+}
 
 let wheel = null;  // scrolling gathers into one view, committed when the wheel rests
 stage.addEventListener("wheel", (e) => {
@@ -143,6 +158,7 @@ stage.addEventListener("wheel", (e) => {
   const next = {...base, x: ax + (base.x - ax) * f, y: ay + (base.y - ay) * f, w: base.w * f};
   clearTimeout(wheel && wheel.timer);
   wheel = {view: next, timer: setTimeout(() => { const v = wheel.view; wheel = null; go(v, "push"); }, 250)};
+  preview(next);
 }, {passive: false});
 
 window.addEventListener("popstate", () => show(viewFromUrl()));
