@@ -66,7 +66,7 @@ class Server:
         app.router.add_get("/api/status", self.status)
         app.router.add_post("/api/render", self.render)
         app.router.add_get("/api/jobs/{id}", self.job)
-        app.router.add_get("/api/jobs/{id}/video", self.video)
+        app.router.add_get("/api/jobs/{id}/{video}", self.video)
         return app
 
     # ---- the request's words -> the engine's objects (4xx with a message otherwise) ----
@@ -144,8 +144,8 @@ class Server:
                 await _send(response, "pass", self.explorer.describe(quality, item, cmap))
             else:
                 await _send(response, "done", {})
-        except (ConnectionResetError, asyncio.CancelledError):
-            pass  # the page went away: stop training for it
+        except ConnectionResetError:
+            pass  # the page went away (or the handler is cancelled for it): stop training for it
         finally:
             cancel.set()
             if tab and self.tabs.get(tab) is cancel:
@@ -206,6 +206,8 @@ class Server:
 
     async def video(self, request):
         job = self._job(request)
+        if request.match_info["video"] != job.video_name:
+            raise web.HTTPNotFound(text=f"render {job.number} writes {job.video_name}")
         if job.state != "done":
             raise web.HTTPConflict(text=f"render {job.number} is {job.state}, not done")
         return web.FileResponse(job.run_dir / job.video_name)

@@ -119,5 +119,5 @@ class RenderJob:
             "id": self.number, "state": self.state, "command": self.command, "run_dir": str(self.run_dir),
             "frames_stored": stored, "frames_total": total, "eta_s": self.eta_s, "message": self.message,
             "elapsed_s": round(time.time() - self.started, 1),
-            "video": f"/api/jobs/{self.number}/video" if self.state == "done" else None,
+            "video": f"/api/jobs/{self.number}/{self.video_name}" if self.state == "done" else None,
         }

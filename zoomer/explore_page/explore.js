@@ -4,7 +4,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const tab = sessionStorage.zoomerTab || (sessionStorage.zoomerTab = Math.random().toString(36).slice(2));
+const tab = Math.random().toString(36).slice(2);  // this page's: its new view cancels its own old one
 let setup = null;    // /api/start: the start view, choices, aspect, axis labels
 let current = null;  // {x, y, w, quality, cmap} shown now
 let bounds = null;   // the window of the picture shown: {x: [lo, hi], y: [lo, hi]} (edge pixels' centres)
@@ -189,8 +189,8 @@ async function follow(id) {
   el.innerHTML = `<p>render ${j.id}: ${j.state}, ${j.frames_stored}/${j.frames_total ?? "?"} frames${eta}, ` +
     `${j.elapsed_s} s</p><progress value="${j.state === "done" ? 1 : share}"></progress>` +
     (j.message ? `<p class="hint">${j.message}</p>` : "") + `<p class="hint">in ${j.run_dir}</p>`;
-  if (j.state === "done") {
-    const v = document.createElement("video");
+  if (j.state === "done") {  // a GIF is an image; MP4 and WebM play as video
+    const v = document.createElement(j.video.endsWith(".gif") ? "img" : "video");
     Object.assign(v, {src: j.video, controls: true, autoplay: true, loop: true, muted: true});
     el.appendChild(v);
   } else if (j.state !== "failed" && j.state !== "stopped") {
