@@ -19,6 +19,7 @@ import zoomer.conf
 from conftest import VERSION_BASE, TINY, launch_app as run_app
 from zoomer import render as render_module
 from zoomer.atomic import write_atomic
+from zoomer.config import register_configs
 from zoomer.store import FORMAT, CorruptFrame, FrameStore, StoreMismatch, read_frame
 from zoomer.video import probe
 
@@ -94,9 +95,11 @@ def test_recolouring_reuses_stored_scores_without_the_engine(tmp_path, uninterru
     for module in ("compute", "target", "preflight"):
         monkeypatch.setattr(f"zoomer.{module}.landscape", no_engine)
     frames = {p: p.stat().st_mtime_ns for p in (run_dir / "frames").iterdir()}
-    for preset in COLOR_PRESETS:  # fire_ice too: its antialiasing is render.supersample's, not a colour's
-        with initialize_config_module(config_module="zoomer.conf", version_base=VERSION_BASE):
-            cfg = compose(config_name="config", overrides=[*EXACT, f"color={preset}", "video.overlay=false"])
+    register_configs()  # as the app does on import; this test composes in-process
+    with initialize_config_module(config_module="zoomer.conf", version_base=VERSION_BASE):
+        cfgs = {preset: compose(config_name="config", overrides=[*EXACT, f"color={preset}", "video.overlay=false"])
+                for preset in COLOR_PRESETS}
+    for preset, cfg in cfgs.items():  # fire_ice too: its antialiasing is render.supersample's, not a colour's
         meta = render_module.render(cfg, run_dir)
         assert meta["frames"]["computed"] == 0 and meta["frames"]["reused"] == 8, preset
         assert probe(run_dir / "zoom.mp4").n_frames == 8
