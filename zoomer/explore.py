@@ -12,6 +12,7 @@ the subprocess plumbing, on the asyncio loop the jobs already need.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import shlex
@@ -185,7 +186,7 @@ class Server:
         if why := self._renderable(view):
             raise web.HTTPBadRequest(text=why)
         number = len(self.jobs) + 1
-        run_dir = (self.run_dir / "renders" / f"{number:02d}").resolve()
+        run_dir = self._new_render_dir()
         job = RenderJob(number, self._command(view, quality, cmap, run_dir), run_dir,
                         f"zoom.{self.cfg.video.format.value}")
         self.jobs[number] = job
@@ -194,6 +195,18 @@ class Server:
         task.add_done_callback(self.tasks.discard)
         log.info("render %d: %s", number, job.command)
         return web.json_response(job.status())
+
+    def _new_render_dir(self) -> Path:
+        """renders/NN under the app's run directory, NN the first number no render has taken
+        (one of an earlier session in the same directory, too): made now, so it stays ours."""
+        renders = self.run_dir.resolve() / "renders"
+        renders.mkdir(parents=True, exist_ok=True)
+        for n in itertools.count(1):
+            try:
+                (renders / f"{n:02d}").mkdir()
+                return renders / f"{n:02d}"
+            except FileExistsError:
+                continue
 
     def _job(self, request) -> RenderJob:
         try:
