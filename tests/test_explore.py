@@ -238,12 +238,19 @@ def test_the_page_zooms_goes_back_and_renders_a_video(explorer, browser, tmp_pat
     page.go_forward()
     assert final_view(page)["command"] == zoomed["command"]
 
+    # Another colormap: the stored scores recoloured, nothing trained.
+    page.select_option("#cmap", "fire_ice")
+    page.wait_for_function("location.search.includes('cmap=fire_ice')")
+    recoloured = final_view(page)
+    assert recoloured["image"] != zoomed["image"] and ", 0 runs trained" in page.inner_text("#status")
+    assert recoloured["command"] == zoomed["command"].replace("color.cmap=Spectral", "color.cmap=fire_ice")
+
     # The command shown renders: the button starts it, the page plays the video.
-    assert "zoom=manual" in zoomed["command"] and "zoom.target=" in zoomed["command"]
+    assert "zoom=manual" in recoloured["command"] and "zoom.target=" in recoloured["command"]
     page.click("#render")
     page.wait_for_selector("#job[data-state=done] video", timeout=120_000)
     job = json.loads(explorer.get("/api/jobs/1")[1])
-    assert job["command"].startswith(zoomed["command"] + " hydra.run.dir=")
+    assert job["command"].startswith(recoloured["command"] + " hydra.run.dir=")
     with urllib.request.urlopen(explorer.url + job["video"].lstrip("/"), timeout=30) as served:
         assert served.read() == (Path(job["run_dir"]) / "zoom.mp4").read_bytes()
     page.wait_for_function("document.querySelector('#job video').readyState >= 1", timeout=30_000)  # it plays

@@ -54,7 +54,8 @@ class Server:
         self.explorer = Explorer(cfg)
         self.pool = ThreadPoolExecutor(VIEW_WORKERS, thread_name_prefix="view")
         self.tabs: dict[str, threading.Event] = {}  # each tab's view in training
-        self.running: set[threading.Event] = set()  # views whose runs are training now
+        self.streams: set[threading.Event] = set()  # every open view stream's (the loop's own)
+        self.running: set[threading.Event] = set()  # views whose runs are training now (the threads')
         self.jobs: dict[int, RenderJob] = {}
         self.tasks: set[asyncio.Task] = set()
 
@@ -110,14 +111,15 @@ class Server:
         """Server-sent events: `view` (its numbers and command), one `pass` per pass, then
         `done`; or `cancelled` when the tab moved on, or `error`."""
         view, quality, cmap = self._request(request.query)
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await response.prepare(request)
         tab = request.query.get("tab")
         cancel = threading.Event()
         if tab:
             if tab in self.tabs:
                 self.tabs[tab].set()
             self.tabs[tab] = cancel
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
-        await response.prepare(request)
+        self.streams.add(cancel)
         loop, queue = asyncio.get_running_loop(), asyncio.Queue()
 
         def train():
@@ -149,6 +151,7 @@ class Server:
             pass  # the page went away (or the handler is cancelled for it): stop training for it
         finally:
             cancel.set()
+            self.streams.discard(cancel)
             if tab and self.tabs.get(tab) is cancel:
                 del self.tabs[tab]
         return response
@@ -227,7 +230,7 @@ class Server:
 
     async def close(self) -> None:
         """Stop training every view, and every render so that it can resume."""
-        for cancel in list(self.running):
+        for cancel in self.streams:
             cancel.set()
         stopped = [job for job in self.jobs.values() if job.process is not None and job.process.returncode is None]
         await asyncio.gather(*(job.stop() for job in stopped))
