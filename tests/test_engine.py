@@ -45,6 +45,44 @@ def test_compaction_gives_identical_results_to_dense():
     assert torch.equal(dense, compact)
 
 
+@pytest.fixture
+def one_thread():
+    """The torch path's many small elementwise ops stall on an oversubscribed CI runner with
+    two threads; its results do not depend on the thread count."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("backend", ["torch", "auto"])
+@pytest.mark.parametrize("kw", [dict(), dict(batch_size=16)], ids=["full_batch", "minibatch"])
+def test_a_run_gives_the_same_bits_alone_and_in_a_chunk_of_hundreds(backend, kw, monkeypatch, one_thread):
+    """Batch invariance: reuse, resume, shards and guessing are exact only if a run's score
+    does not depend on which runs share its chunk, nor on how many."""
+    monkeypatch.setattr(engine, "CPU_WORKING_SET", float("inf"))  # one chunk of all 300 runs
+    exp = zoomer.Experiment(steps=20, **kw)
+    x, y = zoomer.Window.from_bounds((-1.0, 5.0), (-1.0, 3.0)).grid((15, 20))
+    assert engine.chunk_size(exp, x.size, torch.device("cpu"), torch.float64) >= x.size
+    chunk = zoomer.train_grid(exp, x, y, backend=backend)
+    assert (chunk < 0).any() and ((chunk > 0) & (chunk < 20)).any(), "runs that die beside runs that converge"
+    picks = range(0, x.size, 37)
+    alone = [zoomer.train_grid(exp, x[i : i + 1], y[i : i + 1], backend=backend)[0] for i in picks]
+    assert np.array_equal(chunk[list(picks)], alone)
+    assert np.array_equal(chunk[5:12], zoomer.train_grid(exp, x[5:12], y[5:12], backend=backend))
+
+
+def test_elementwise_ops_give_the_same_bits_in_vector_body_and_scalar_tail():
+    """The torch path's batch invariance rests on torch computing each element of tanh, relu,
+    multiply and add the same wherever it sits (a vector body, a scalar tail, alone)."""
+    gen = torch.Generator().manual_seed(0)
+    for dtype in (torch.float64, torch.float32):
+        a, b = 3 * torch.randn(2, 1003, generator=gen, dtype=dtype)
+        for op in (lambda a, b: torch.tanh(a), lambda a, b: torch.relu(a), lambda a, b: a * b + b):
+            whole = op(a, b)
+            assert all(torch.equal(whole[i : i + 1], op(a[i : i + 1], b[i : i + 1])) for i in range(0, 1003, 7))
+
+
 def test_minibatch_is_deterministic_and_differs_from_full_batch():
     win = zoomer.Window.from_bounds((-1.0, 5.0), (-1.0, 2.5))
     mini = zoomer.Experiment(steps=30, batch_size=16)

@@ -219,13 +219,19 @@ class Experiment:
 
     def hparams(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Axis coordinates (B,) -> (learning rates (B, depth), input-weight offsets (B,))."""
-        x = torch.as_tensor(x, dtype=torch.float64)
-        y = torch.as_tensor(y, dtype=torch.float64)
+        x, y = exp10(x), exp10(y)
         if self.phase_space == "lr_vs_lr":
-            lrs = torch.stack([10.0**x if i % 2 == 0 else 10.0**y for i in range(self.depth)], 1)
+            lrs = torch.stack([x if i % 2 == 0 else y for i in range(self.depth)], 1)
             return lrs, torch.zeros_like(x)
-        lrs = (10.0**y)[:, None].expand(-1, self.depth).contiguous()
-        return lrs, 10.0**x
+        return y[:, None].expand(-1, self.depth).contiguous(), x
+
+
+def exp10(t) -> torch.Tensor:
+    """10**t (float64), element by element with the C library's pow: torch's vectorised pow
+    and its scalar tail differ in the last bit, which would make a run's rate depend on
+    where it sits in the batch (and the run alone differ from the run in a frame)."""
+    values = torch.as_tensor(t, dtype=torch.float64).tolist()
+    return torch.tensor([10.0**v for v in values], dtype=torch.float64)
 
 
 def _choice(name, value, allowed):

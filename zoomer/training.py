@@ -2,9 +2,10 @@
 
 The hot loop is plain PyTorch with the backward pass written out by hand (the net is
 small and fixed, so autograd's bookkeeping would cost more than the maths). Runs share the
-data and initial weights and differ only in their hyperparameters, so the first layer of a
-chunk is a matmul of the shared X against every run's weights. Every fused kernel is
-checked against this path before it is trusted (zoomer.kernels).
+data and initial weights and differ only in their hyperparameters. Each run's arithmetic
+does not depend on which runs share its chunk (zoomer.net), so a run gives the same bits
+alone, in any chunk, resumed or in another shard. Every fused kernel is checked against
+this path before it is trusted (zoomer.kernels).
 """
 from __future__ import annotations
 
