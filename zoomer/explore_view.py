@@ -82,12 +82,12 @@ def pass_sizes(coarse: int, finest: int, aspect: float) -> list[tuple[int, int]]
     return sizes
 
 
-def known_runs(scores: np.ndarray, guess: int) -> np.ndarray:
-    """The next pass's image of runs this pass trained (at its even pixels), NaN elsewhere."""
-    trained = np.where(trained_pixels(scores, guess), scores, np.nan)
+def known_runs(scores: np.ndarray, trained: np.ndarray) -> np.ndarray:
+    """The next pass's image of the runs this pass trained (`trained`, a mask), at its even
+    pixels; NaN elsewhere."""
     h, w = scores.shape
     known = np.full((2 * h - 1, 2 * w - 1), np.nan)
-    known[::2, ::2] = trained
+    known[::2, ::2] = np.where(trained, scores, np.nan)
     return known
 
 
@@ -172,7 +172,7 @@ class Explorer:
             reused = int((asked & ~np.isnan(known)).sum()) if known is not None else 0
             emit(Pass(i, scores, int(asked.sum()) - reused if cached[i] is None else 0, reused,
                       time.perf_counter() - started))
-            known = known_runs(scores, self.cfg.guess)
+            known = known_runs(scores, asked)
 
     def describe(self, quality: Quality, part: Pass, cmap: str) -> dict:
         """What the page shows of a pass: the picture and the view's numbers."""
