@@ -2,6 +2,7 @@
 headless Chromium (Debian's, driven by Playwright), rendering a tiny video from a view."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -16,8 +17,11 @@ import pytest
 
 import zoomer
 from zoomer.boundary import edges
+from zoomer.config import ExploreConfig
+from zoomer.errors import Refusal
+from zoomer.explore_jobs import forwarded
+from zoomer.explore_view import View, pass_sizes
 
-pytest.importorskip("aiohttp", reason="zoomer-explore needs the explore extra (aiohttp)")
 
 CHROMIUM = "/usr/bin/chromium"
 # ZOOMER_EXPLORE_SCREENSHOT=docs/explore.png saves the browser test's screenshot there, of
@@ -28,7 +32,6 @@ COARSE, SIZE = (32, 256) if SCREENSHOT else (16, 64)
 SMALL = (f"size={SIZE}", f"coarse={COARSE}", "video.width=32", "video.height=18", "video.fps=4",
          "video.duration_s=1")
 START_S = 60  # for the server to print its URL
-pytestmark = pytest.mark.slow  # every test here starts the app as a subprocess
 
 
 class Explorer:
@@ -90,6 +93,8 @@ class Explorer:
 
 @pytest.fixture(scope="module")
 def explorer(tmp_path_factory):
+    """The app as a subprocess (so its tests are marked slow), shared by the module's tests."""
+    pytest.importorskip("aiohttp", reason="zoomer-explore needs the explore extra (aiohttp)")
     server = Explorer(tmp_path_factory.mktemp("explore"), *SMALL)
     yield server
     assert server.stop() == 0, "".join(server.lines[-20:])
@@ -111,8 +116,38 @@ def boundary_box(setup: dict) -> tuple[float, float, float, float]:
     return x - half, y - half / setup["aspect"], x + half, y + half / setup["aspect"]
 
 
-# ---- the server, without a browser ----
+# ---- in-process: the passes' nesting, the command's overrides ----
 
+def test_every_pass_is_every_other_pixel_of_the_next():
+    sizes = pass_sizes(32, 256, 16 / 9)
+    assert sizes == [(19, 33), (37, 65), (73, 129), (145, 257)]
+    view = View(1.0149477, 2.3419544, 1e-3)
+    for coarse, fine in zip(sizes, sizes[1:]):
+        for a, b in zip(view.window(coarse).axes(coarse), view.window(fine).axes(fine)):
+            assert np.array_equal(a, b[::2])  # bit for bit: the runs are the same runs
+
+
+def test_a_render_repeats_the_overrides_that_shape_it():
+    given = ["experiment=relu", "experiment.steps=20", "video=vertical", "video.width=64", "color=fire_ice",
+             "color.cmap=magma", "quality=paper", "engine.device=cpu", "port=0", "size=64", "+hydra.x=1"]
+    assert forwarded(given) == ["experiment.steps=20", "video=vertical", "video.width=64", "color=fire_ice",
+                                "engine.device=cpu"]
+
+
+@pytest.mark.parametrize("settings, says", [
+    (dict(size=100), "size=100 must be coarse=32 times a power of two"),
+    (dict(coarse=2), "coarse=2 must be an integer >= 4"),
+    (dict(guess=3), "render.guess=3"),
+    (dict(port=70000), "port=70000"),
+])
+def test_the_config_refuses_what_cannot_work(settings, says):
+    with pytest.raises(Refusal, match=re.escape(says)):
+        ExploreConfig(**settings)
+
+
+# ---- the server, without a browser (slow: the app is a subprocess) ----
+
+@pytest.mark.slow
 @pytest.mark.parametrize("query, says", [
     ("x=2&y=1", "missing w"),
     ("x=2&y=1&w=-1", "width > 0"),
@@ -127,6 +162,7 @@ def test_a_bad_view_gets_a_400_with_a_message(explorer, query, says):
     assert status == 400 and says in text and "Traceback" not in text, (status, text)
 
 
+@pytest.mark.slow
 def test_bad_renders_and_unknown_paths_get_a_4xx(explorer):
     v = start(explorer)["view"]
     assert explorer.get("/api/render", {"x": v["x"], "y": v["y"], "w": v["w"]})[0] == 400  # nothing to zoom
@@ -141,6 +177,7 @@ def test_bad_renders_and_unknown_paths_get_a_4xx(explorer):
     assert explorer.get("/api/start", method="DELETE")[0] == 405
 
 
+@pytest.mark.slow
 def test_a_view_refines_in_passes_and_recolours_without_training(explorer):
     v = start(explorer)["view"]
     query = f"x={v['x']}&y={v['y']}&w={v['w'] / 3}&tab=recolour"
@@ -162,6 +199,7 @@ def test_a_view_refines_in_passes_and_recolours_without_training(explorer):
     assert again[0]["image"] != passes[-1]["image"]
 
 
+@pytest.mark.slow
 def test_a_new_view_cancels_the_one_it_replaces_and_tabs_work_at_once(explorer):
     v = start(explorer)["view"]
     slow = f"x={v['x'] + 0.123}&y={v['y']}&w={v['w'] / 50}&quality=paper"  # 1000 steps: seconds a pass
@@ -178,6 +216,7 @@ def test_a_new_view_cancels_the_one_it_replaces_and_tabs_work_at_once(explorer):
         assert [e for e, _ in other][-1] == "done", "the other tab's view is not cancelled"
 
 
+@pytest.mark.slow
 def test_a_page_that_goes_away_stops_its_training(explorer):
     v = start(explorer)["view"]
     stream, response = explorer.events(f"x={v['x'] - 0.071}&y={v['y']}&w={v['w'] / 40}&quality=paper")
@@ -208,6 +247,7 @@ def final_view(page) -> dict:
             "x_hi": page.inner_text("#x-hi"), "command": page.inner_text("#command")}
 
 
+@pytest.mark.slow
 def test_the_page_zooms_goes_back_and_renders_a_video(explorer, browser, tmp_path):
     setup = start(explorer)
     page = browser.new_page(viewport={"width": 1300, "height": 500})
@@ -258,6 +298,7 @@ def test_the_page_zooms_goes_back_and_renders_a_video(explorer, browser, tmp_pat
 
 
 # Last: it stops the module's server.
+@pytest.mark.slow
 def test_ctrl_c_stops_the_server_and_leaves_a_render_resumable(explorer):
     x0, y0, x1, y1 = boundary_box(start(explorer))
     status, text = explorer.get("/api/render", {"x": (x0 + x1) / 2, "y": (y0 + y1) / 2, "w": (x1 - x0) / 2,
