@@ -168,7 +168,7 @@ def frames_without_both_classes_in_the_central_fifth(run_dir, meta) -> list:
     app = OmegaConf.to_object(cfg)
     exp = Experiment.from_config(cfg.experiment)
     start = planning.start_window(app.experiment.window.to_window(), app.video)
-    store = FrameStore(run_dir / "frames", fingerprint(cfg, exp, start, 1))
+    store = FrameStore(run_dir / "frames", fingerprint(cfg, exp, start, 1, meta["computed_by"]))
     lay = planning.layout(start, app.zoom, app.render, app.video, 1, torch.device("cpu"))
     target = Target(tuple(meta["target"]["point"]), (), meta["target"]["depth"])
     plan = planning.make_plan(lay, target, app.video, app.zoom.ease)

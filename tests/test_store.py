@@ -241,3 +241,57 @@ def test_a_damaged_frame_is_recomputed_and_the_video_is_the_same(tmp_path, unint
     assert (run_dir / "zoom.mp4").read_bytes() == (uninterrupted / "zoom.mp4").read_bytes()
     a, b = stored(run_dir / "frames"), stored(uninterrupted / "frames")
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+# One override per fingerprint key that changes that key alone.
+FINGERPRINT_OVERRIDES = {
+    "experiment": "experiment.steps=21",
+    "start": "video.height=32",  # another shape cuts another start window
+    "zoom": "zoom.decades=3",
+    "search": "search.seed=1",
+    "precision": "engine.precision=float64",
+    "frames": "render.frames=exact",
+    "guess": "render.guess=4",
+    "supersample": "render.supersample=2",
+    "computed_by": "engine.backend=torch",
+}
+
+
+def render_fingerprint(compose_config, *overrides) -> dict:
+    """The fingerprint render() gives the store for these settings, built as it builds it."""
+    from omegaconf import OmegaConf
+
+    from zoomer.engine import computed_by, resolve_device
+    from zoomer.plan import start_window, supersample
+    from zoomer.precision import dtypes
+    from zoomer.quality import experiment_of
+
+    cfg = compose_config("config", *TINY, *overrides)
+    app = OmegaConf.to_object(cfg)
+    device = resolve_device(app.engine.device)
+    exp = experiment_of(app.experiment, app.quality, device)
+    runner = computed_by(app.engine.backend, exp, device, dtypes(app.engine.precision))
+    start = start_window(app.experiment.window.to_window(), app.video)
+    return render_module.fingerprint(cfg, exp, start, supersample(app.render.supersample, device, app.panel), runner)
+
+
+def test_every_fingerprint_key_keeps_a_foreign_store_out(compose_config, tmp_path):
+    """Each key's setting changed alone changes that key (precision also the float type that
+    computed_by names), and the store refuses it by name; a key added to the fingerprint
+    without an override here fails the first assert."""
+    base = render_fingerprint(compose_config)
+    assert set(base) == set(FINGERPRINT_OVERRIDES)
+    FrameStore(tmp_path, base)
+    for key, override in FINGERPRINT_OVERRIDES.items():
+        other = render_fingerprint(compose_config, override)
+        changed = [k for k in base if base[k] != other[k]]
+        assert changed == [key] or (key == "precision" and changed == [key, "computed_by"]), override
+        with pytest.raises(StoreMismatch, match=f"differs in: .*{key}"):
+            FrameStore(tmp_path, other)
+    assert base["computed_by"] == {"device": "cpu", "backend": {"float32": "cpu"}}  # TINY trains float32
+
+
+def test_a_resume_on_another_backend_is_refused_naming_both(compose_config, tmp_path):
+    FrameStore(tmp_path, render_fingerprint(compose_config))
+    with pytest.raises(StoreMismatch, match=r"computed_by.backend.float32 \(stored cpu, now torch\)"):
+        FrameStore(tmp_path, render_fingerprint(compose_config, "engine.backend=torch"))

@@ -107,6 +107,17 @@ def chunk_size(
     return min(1 << (fits.bit_length() - 1), 1 << max(0, (n_runs - 1).bit_length()))
 
 
+def computed_by(backend: str, exp: Experiment, device: torch.device, dtypes) -> dict:
+    """What trains the runs here, as metadata.json and the frame store record it: the device
+    class and, per float type, the backend that actually runs (a kernel's name, or "torch",
+    also where a kernel failed its probe). Backends agree closely but not bit for bit."""
+    names = {}
+    for dtype in dtypes:
+        fast = kernels.find(backend, exp, device, dtype)
+        names[str(dtype).removeprefix("torch.")] = "torch" if fast is None else fast.__module__.rsplit(".", 1)[-1]
+    return {"device": device.type, "backend": names}
+
+
 def train_chunk(
     exp: Experiment,
     prob: Problem,

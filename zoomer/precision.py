@@ -44,6 +44,12 @@ def resolve_precision(precision: str, exp: Experiment, window: Window, size) -> 
     return torch.float32 if float32_suffices(exp, window, size) else torch.float64
 
 
+def dtypes(precision: str) -> tuple[torch.dtype, ...]:
+    """The float types a render with this engine.precision may train in."""
+    precision = choice(Precision, precision, "engine.precision")
+    return (torch.float32, torch.float64) if precision == Precision.auto else (getattr(torch, precision.value),)
+
+
 def float32_suffices(exp: Experiment, window: Window, size) -> bool:
     """Whether float32 gives float64's classes on >= 99% of this window's pixels."""
     h, w = check_size(size)

@@ -21,6 +21,7 @@ from .dimension import edges
 from .errors import Refusal
 from .landscape import landscape
 from .plan import Layout, check_depth
+from .precision import dtypes
 from .window import Window
 
 # A manual target's last frame, sampled at NEAR_SIDE pixels a side, must hold both classes.
@@ -35,7 +36,7 @@ def check_backend(backend: str, exp, device: torch.device, precision: str) -> No
         raise Refusal(f"engine.backend must be one of {list(kernels.BACKENDS)}, got {backend!r}")
     if backend in ("auto", "torch"):
         return
-    for dtype in (torch.float32, torch.float64) if precision == "auto" else (getattr(torch, precision),):
+    for dtype in dtypes(precision):
         kernels.find(backend, exp, device, dtype)
 
 

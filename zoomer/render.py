@@ -20,11 +20,11 @@ from omegaconf import OmegaConf
 from .compose import encode
 from .compute import compute_frames, missing_frames, progress_bar
 from .config import SearchConfig, VideoConfig, ZoomConfig, ZoomerConfig
-from .engine import resolve_device
+from .engine import computed_by, resolve_device
 from .errors import Interrupted, Refusal, interruptible
 from .experiment import Experiment
 from .plan import Layout, Plan, layout, make_plan, start_window, supersample
-from .precision import resolve_precision
+from .precision import dtypes, resolve_precision
 from .preflight import (check_backend, check_depth_reachable, check_disk_space, check_near_boundary,
                         check_store_exists, check_target_point, check_writable, ffmpeg_exe)
 from .provenance import provenance
@@ -62,7 +62,8 @@ def render(cfg, run_dir: Path) -> dict:
     for directory in (run_dir, store_dir):
         check_writable(directory)
     remove_stale(run_dir)  # an encode killed outright leaves its temp file
-    store = FrameStore(store_dir, fingerprint(cfg, exp, start, lay.supersample))
+    runner = computed_by(eng.backend, exp, device, dtypes(eng.precision))
+    store = FrameStore(store_dir, fingerprint(cfg, exp, start, lay.supersample, runner))
     if rnd.mode != "assemble":
         check_disk_space(store.root, lay.n_computed, lay.size)
     with interruptible("the target search was stopped; nothing was written but the frame store's manifest"):
@@ -104,7 +105,7 @@ def render(cfg, run_dir: Path) -> dict:
         log.info("%d frames (%s) are left to other shards; then run with render.mode=assemble",
                  len(missing), _ranges(missing))
     timings["total_s"] = time.perf_counter() - t0
-    meta = metadata(cfg, exp, plan, device, eng.precision, timings, counts, missing, outputs, store)
+    meta = metadata(cfg, exp, plan, device, eng.precision, timings, counts, missing, outputs, store, runner)
     write_atomic(run_dir / "metadata.json", lambda f: f.write(json.dumps(meta, indent=1).encode()))
     log.info("done in %.1f s: %s", timings["total_s"], outputs.get("video", f"{len(missing)} frames still missing"))
     return meta
@@ -141,8 +142,10 @@ def onto_panel(zoom: ZoomConfig, panel: Window, video: VideoConfig) -> ZoomConfi
     return replace(zoom, target=list(panel.center), final_width=final_width)
 
 
-def fingerprint(cfg, exp: Experiment, start: Window, k: int) -> dict:
-    """What makes two renders' frames incomparable: the store refuses any other."""
+def fingerprint(cfg, exp: Experiment, start: Window, k: int, runner: dict) -> dict:
+    """What makes two renders' frames incomparable: the store refuses any other. That
+    includes what trains the runs (engine.computed_by): backends differ in the last bits,
+    and near the boundary in a few pixels' class, so frames of two would not join exactly."""
     zoom = cfg.zoom
     return {
         "experiment": exp.to_dict(),
@@ -153,6 +156,7 @@ def fingerprint(cfg, exp: Experiment, start: Window, k: int) -> dict:
         "frames": cfg.render.frames,
         "guess": cfg.render.guess,
         "supersample": k,
+        "computed_by": runner,
     }
 
 
@@ -160,7 +164,7 @@ def _plain(value):
     return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
 
 
-def metadata(cfg, exp, plan: Plan, device, precision, timings, counts, missing, outputs, store) -> dict:
+def metadata(cfg, exp, plan: Plan, device, precision, timings, counts, missing, outputs, store, runner) -> dict:
     return {
         "config": OmegaConf.to_container(cfg, resolve=True),
         "target": plan.target.to_dict(),
@@ -172,6 +176,7 @@ def metadata(cfg, exp, plan: Plan, device, precision, timings, counts, missing, 
         "timings": {k: round(v, 3) for k, v in timings.items()},
         **provenance(device),
         "precision": precision,
+        "computed_by": runner,
         "computed_dtypes": [
             str(resolve_precision(precision, exp, w, plan.size)).removeprefix("torch.") for w in plan.windows
         ],

@@ -158,7 +158,8 @@ class FrameStore:
 
 
 def _differences(a, b, prefix="") -> list[str]:
-    """Dotted keys whose values differ between two nested dicts."""
+    """Dotted keys whose values differ between two nested dicts; a short value is shown as
+    it is stored and as it is now."""
     b = json.loads(json.dumps(b, default=repr))
     out = []
     for k in sorted(set(a) | set(b)):
@@ -166,5 +167,6 @@ def _differences(a, b, prefix="") -> list[str]:
         if isinstance(va, dict) and isinstance(vb, dict):
             out += _differences(va, vb, f"{prefix}{k}.")
         elif va != vb:
-            out.append(f"{prefix}{k}")
+            short = all(isinstance(v, (str, int, float, type(None))) for v in (va, vb))
+            out.append(f"{prefix}{k} (stored {va}, now {vb})" if short else f"{prefix}{k}")
     return out
