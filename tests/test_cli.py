@@ -168,7 +168,7 @@ def frames_without_both_classes_in_the_central_fifth(run_dir, meta) -> list:
     app = OmegaConf.to_object(cfg)
     exp = Experiment.from_config(cfg.experiment)
     start = planning.start_window(app.experiment.window.to_window(), app.video)
-    store = FrameStore(run_dir / "frames", fingerprint(cfg, exp, start, 1, meta["computed_by"]))
+    store = FrameStore(run_dir / "frames", fingerprint(cfg, exp, start, app.zoom, 1, meta["computed_by"]))
     lay = planning.layout(start, app.zoom, app.render, app.video, 1, torch.device("cpu"))
     target = Target(tuple(meta["target"]["point"]), (), meta["target"]["depth"])
     plan = planning.make_plan(lay, target, app.video, app.zoom.ease)
@@ -215,3 +215,21 @@ def test_a_choice_outside_its_enum_is_refused_by_every_app_while_composing(compo
 def test_a_range_is_refused_by_every_app_as_its_config_becomes_objects(compose_config, app):
     with pytest.raises(ValueError, match=r"search\.resolution=4 must be an integer in 8\.\.1024"):
         OmegaConf.to_object(compose_config(app, "search.resolution=4"))
+
+
+@pytest.mark.parametrize("app, overrides, named", [
+    ("config", ["experiment=relu", "paper=tanh"], "experiment=relu"),
+    ("config", ["paper=tanh", "zoom.target=[1,2]"], r"zoom.target=\[1.0, 2.0\]"),
+    ("config", ["paper=tanh", "zoom=manual"], "zoom.target="),
+    ("config", ["paper=tanh", "zoom.decades=6"], "zoom.decades=6"),
+    ("config", ["paper=tanh", "zoom.final_width=1e-3"], "zoom.final_width=0.001"),
+    ("still", ["paper=relu", "experiment=tanh"], "experiment=tanh"),
+    ("still", ["paper=relu", "target=[1,2]"], r"target=\[1.0, 2.0\]"),
+])
+def test_a_panel_refuses_settings_that_would_contradict_it(compose_config, app, overrides, named):
+    """A panel belongs to its condition and places the view itself: one line names both settings."""
+    from zoomer.errors import Refusal
+
+    with pytest.raises(Refusal, match=f"paper=.* {named}"):
+        OmegaConf.to_object(compose_config(app, *overrides))
+    OmegaConf.to_object(compose_config(app, overrides[0]))  # the panel alone is fine

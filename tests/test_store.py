@@ -272,7 +272,8 @@ def render_fingerprint(compose_config, *overrides) -> dict:
     exp = experiment_of(app.experiment, app.quality, device)
     runner = computed_by(app.engine.backend, exp, device, dtypes(app.engine.precision))
     start = start_window(app.experiment.window.to_window(), app.video)
-    return render_module.fingerprint(cfg, exp, start, supersample(app.render.supersample, device, app.panel), runner)
+    k = supersample(app.render.supersample, device, app.panel)
+    return render_module.fingerprint(cfg, exp, start, app.zoom, k, runner)
 
 
 def test_every_fingerprint_key_keeps_a_foreign_store_out(compose_config, tmp_path):

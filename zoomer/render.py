@@ -63,7 +63,7 @@ def render(cfg, run_dir: Path) -> dict:
         check_writable(directory)
     remove_stale(run_dir)  # an encode killed outright leaves its temp file
     runner = computed_by(eng.backend, exp, device, dtypes(eng.precision))
-    store = FrameStore(store_dir, fingerprint(cfg, exp, start, lay.supersample, runner))
+    store = FrameStore(store_dir, fingerprint(cfg, exp, start, zoom, lay.supersample, runner))
     if rnd.mode != "assemble":
         check_disk_space(store.root, lay.n_computed, lay.size)
     with interruptible("the target search was stopped; nothing was written but the frame store's manifest"):
@@ -142,15 +142,15 @@ def onto_panel(zoom: ZoomConfig, panel: Window, video: VideoConfig) -> ZoomConfi
     return replace(zoom, target=list(panel.center), final_width=final_width)
 
 
-def fingerprint(cfg, exp: Experiment, start: Window, k: int, runner: dict) -> dict:
+def fingerprint(cfg, exp: Experiment, start: Window, zoom: ZoomConfig, k: int, runner: dict) -> dict:
     """What makes two renders' frames incomparable: the store refuses any other. That
     includes what trains the runs (engine.computed_by): backends differ in the last bits,
-    and near the boundary in a few pixels' class, so frames of two would not join exactly."""
-    zoom = cfg.zoom
+    and near the boundary in a few pixels' class, so frames of two would not join exactly.
+    `zoom` is the zoom as rendered (a panel's point and width, where paper= gives one)."""
     return {
         "experiment": exp.to_dict(),
         "start": [start.cx, start.cy, start.half_w, start.half_h],
-        "zoom": {k: _plain(zoom[k]) for k in ("target", "decades", "final_width")},
+        "zoom": {k: getattr(zoom, k) for k in ("target", "decades", "final_width")},
         "search": _plain(cfg.search),
         "precision": cfg.engine.precision,
         "frames": cfg.render.frames,

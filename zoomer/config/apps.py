@@ -77,6 +77,11 @@ class ZoomerConfig:
 
     def __post_init__(self) -> None:
         self.quality = choice(Quality, self.quality, "quality")
+        if self.panel is not None:  # zoom.decades at its default is not told from unset: the panel's wins
+            zoom = self.zoom
+            self.panel.check_alone(self.experiment.name, **{
+                "zoom.target": zoom.target, "zoom.final_width": zoom.final_width,
+                "zoom.decades": None if zoom.decades == ZoomConfig.decades else zoom.decades})
         if self.video.n_frames < 2:
             raise Refusal(f"video.duration_s x video.fps gives {self.video.n_frames} frame(s); "
                              "a zoom needs at least 2")
@@ -101,6 +106,8 @@ class StudyConfig:
         self.quality = choice(Quality, self.quality, "quality")
         check_int(self.size, "size", self.min_size, " (pixels)")
         self.target = check_target(self.target, "target")
+        if self.panel is not None:  # the app's default target is not told from unset: the panel wins
+            self.panel.check_alone(self.experiment.name, target=None if self.target == type(self).target else self.target)
         if self.target == "auto" and self.final_window() is None and not self.depth > 0:
             raise Refusal("target=auto follows the boundary down a zoom, but this view does not zoom "
                              "(levels=1 or magnification=1); use target=center or target=[x,y]")

@@ -100,6 +100,7 @@ class PanelConfig:
     them: x input-layer rate (or weight offset), y output-layer rate (or the one rate)."""
 
     title: str = ""
+    experiment: Optional[str] = None  # the condition whose panel it is: paper=<panel> with another is refused
     x: List[float] = field(default_factory=lambda: [1.0, 10.0])
     y: List[float] = field(default_factory=lambda: [1.0, 10.0])
     # Runs per pixel side that the panel's look needs at least (render.supersample=auto takes
@@ -111,6 +112,17 @@ class PanelConfig:
         for name, bounds in (("x", self.x), ("y", self.y)):
             if not (len(bounds) == 2 and 0 < bounds[0] < bounds[1]):
                 raise Refusal(f"panel.{name}={list(bounds)} must be two increasing positive values (not log10)")
+
+    def check_alone(self, experiment: str, **settings) -> None:
+        """Refuse what would silently contradict the panel: another condition, or a setting
+        that places the view (given here as name=value, None or "auto" when unset)."""
+        if self.experiment is not None and experiment != self.experiment:
+            raise Refusal(f"paper={self.experiment} is the {self.experiment} condition's panel but experiment="
+                          f"{experiment} is set; drop one of them")
+        for name, value in settings.items():
+            if value not in (None, "auto"):
+                raise Refusal(f"paper={self.experiment} places the view on its panel, which {name}={value} "
+                              "would contradict; drop one of them")
 
     def window(self) -> Window:
         """The panel in axis units (log10)."""
