@@ -52,13 +52,14 @@ def measure(cfg: DimensionConfig, out: Path, config: dict | None = None) -> dict
         center = final.center
     else:
         if cfg.target == "auto":
-            # Refuse a zoom too deep for float64 before the search, judged at the start
+            # Refuse a zoom too deep for engine.precision before the search, judged at the start
             # window's corner farthest from zero: the coarsest spacing a target can meet.
-            study.start.zoom(cfg.zoom_factor ** (cfg.levels - 1), study.start.farthest_corner).check_resolution(size)
+            deepest = study.start.zoom(cfg.zoom_factor ** (cfg.levels - 1), study.start.farthest_corner)
+            deepest.check_resolution(size, study.precision)
         center, candidate_targets = study.center(cfg, study.start)  # auto: the most structured candidate
     windows = _windows(cfg, study.start, center, final)
-    for window in windows:  # refuse a zoom too deep for float64 before training any level
-        window.check_resolution(size)
+    for window in windows:  # refuse a zoom too deep for engine.precision before training any level
+        window.check_resolution(size, study.precision)
     timings = {"target_s": time.perf_counter() - started}
     log.info("%s: %d levels about (%.10g, %.10g), method %s", cfg.experiment.name, len(windows), *center, cfg.method)
 

@@ -52,9 +52,9 @@ def landscape(
     """
     exp.validate()
     h, w = check_size(size)
-    window.check_resolution((h, w))
     if dtype == "auto":
         dtype = resolve_precision(dtype, exp, window, (h, w))
+    window.check_resolution((h, w), dtype)
     xs, ys = window.axes((h, w))
     counts = {"trained": 0, "reused": 0}
 

@@ -106,14 +106,14 @@ def layout(start: Window, zoom: ZoomConfig, rnd: RenderConfig, video: VideoConfi
     return Layout(start, depth, strategy, size, count, k)
 
 
-def check_depth(lay: Layout, point) -> None:
-    """Refuse a depth at which neighbouring pixels merge in float64 around `point`."""
+def check_depth(lay: Layout, point, precision="float64") -> None:
+    """Refuse a depth at which neighbouring pixels merge around `point` in engine.precision."""
     try:
-        lay.start.zoom(10**lay.depth, center=point).check_resolution(lay.size)
+        lay.start.zoom(10**lay.depth, center=point).check_resolution(lay.size, precision)
     except ValueError as e:
-        deepest = max_depth(lay.start, lay.size, point)
+        deepest = max_depth(lay.start, lay.size, point, precision)
         raise Refusal(
-            f"zoom.decades={lay.depth:.3g} is too deep for float64 at {lay.size[1]}x{lay.size[0]} "
+            f"zoom.decades={lay.depth:.3g} is too deep for engine.precision={precision} at {lay.size[1]}x{lay.size[0]} "
             f"pixels around ({point[0]:.6g}, {point[1]:.6g}): at most about {deepest:.1f} decades ({e})"
         ) from None
 

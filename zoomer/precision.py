@@ -17,12 +17,11 @@ training than was measured (more steps amplify rounding further); otherwise floa
 """
 from __future__ import annotations
 
-import math
-
 import torch
 
 from .config import Precision
 from .config.parts import choice
+from .errors import Refusal
 from .experiment import Experiment
 from .window import Window, check_size
 
@@ -30,9 +29,6 @@ from .window import Window, check_size
 # on >= 99% of pixels in every condition but minibatch: one decade into the default 8.
 FLOAT32_MIN_WIDTH = 0.8
 FLOAT32_MAX_STEPS = 100  # the training length it was measured at
-# As window.MIN_ULPS_PER_PIXEL for float64: neighbouring pixels' hyperparameters must be
-# distinct float32 numbers (binds only past ~2e6 pixels a side at FLOAT32_MIN_WIDTH).
-FLOAT32_MIN_ULPS_PER_PIXEL = 8
 
 
 def resolve_precision(precision: str, exp: Experiment, window: Window, size) -> torch.dtype:
@@ -52,14 +48,12 @@ def dtypes(precision: str) -> tuple[torch.dtype, ...]:
 
 def float32_suffices(exp: Experiment, window: Window, size) -> bool:
     """Whether float32 gives float64's classes on >= 99% of this window's pixels."""
-    h, w = check_size(size)
-    # The hyperparameter is 10**coordinate: neighbours differ by a factor 1 + ln(10) step.
-    spacing = [extent / (n - 1) for extent, n in ((window.width, w), (window.height, h)) if n > 1]
-    ulp = torch.finfo(torch.float32).eps
-    distinct = math.log(10) * min(spacing, default=math.inf) >= FLOAT32_MIN_ULPS_PER_PIXEL * ulp
+    try:  # neighbouring pixels must be distinct float32 runs (binds only past ~2e6 px a side)
+        window.check_resolution(check_size(size), torch.float32)
+    except Refusal:
+        return False
     return (
         exp.batch_size is None
         and exp.steps <= FLOAT32_MAX_STEPS
         and min(window.width, window.height) >= FLOAT32_MIN_WIDTH
-        and distinct
     )

@@ -54,9 +54,9 @@ def check_target_point(zoom: ZoomConfig, condition: Window) -> tuple[float, floa
     return x, y
 
 
-def check_depth_reachable(lay: Layout, condition: Window, point) -> None:
+def check_depth_reachable(lay: Layout, condition: Window, point, precision: str) -> None:
     """The depth checks, before the search: the zoom goes in (a final width below the
-    start window's), and not too deep for float64 at the manual target, or else at the
+    start window's), and not too deep for engine.precision at the manual target, or else at the
     condition window's corner farthest from zero (the coarsest spacing a target can meet)."""
     if not lay.depth > 0:
         raise Refusal(f"zoom.final_width={10**-lay.depth * lay.start.width:.6g} is not narrower than the start "
@@ -64,7 +64,7 @@ def check_depth_reachable(lay: Layout, condition: Window, point) -> None:
                       "zoom.final_width below that, or zoom.decades instead")
     if point is None:
         point = condition.farthest_corner
-    check_depth(lay, point)
+    check_depth(lay, point, precision)
 
 
 def ffmpeg_exe() -> str:

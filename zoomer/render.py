@@ -53,7 +53,7 @@ def render(cfg, run_dir: Path) -> dict:
         zoom = onto_panel(zoom, app.panel.window(), video)
     point = check_target_point(zoom, condition)
     lay = layout(start, zoom, rnd, video, supersample(rnd.supersample, device, app.panel), device)
-    check_depth_reachable(lay, condition, point)
+    check_depth_reachable(lay, condition, point, eng.precision)
     if rnd.mode != "compute":
         ffmpeg_exe()  # a missing encoder is known now, not after hours of compute
     store_dir = Path(rnd.store_dir) if rnd.store_dir else run_dir / "frames"

@@ -12,8 +12,9 @@ import numpy as np
 
 from .errors import Refusal
 
-# Neighbouring pixels must differ by at least this many float64 ulps of the coordinate
-# (and of the hyperparameter 10**coordinate), or the image is made of repeated runs.
+# Neighbouring pixels must differ by at least this many ulps of the coordinate (float64)
+# and of the hyperparameter 10**coordinate (in the float type that trains), or the image
+# is made of repeated runs.
 MIN_ULPS_PER_PIXEL = 8
 
 
@@ -96,21 +97,25 @@ class Window:
         gx, gy = np.meshgrid(xs, ys)
         return gx.ravel(), gy.ravel()
 
-    def check_resolution(self, size: tuple[int, int]) -> None:
-        """Refuse a window too deep for float64: neighbouring pixels must stay distinct."""
+    def check_resolution(self, size: tuple[int, int], dtype="float64") -> None:
+        """Refuse a window too deep for `dtype` (the float type its runs train in, a torch
+        dtype or its name; "auto", engine.precision's, is float64's bound, since auto trains
+        float32 only where float32 resolves): neighbouring pixels must stay distinct runs."""
+        name = "float64" if dtype == "auto" else str(dtype).removeprefix("torch.")
         xs, ys = self.axes(size)
         for axis, c in (("x", xs), ("y", ys)):
             if len(c) < 2:
                 continue
             step = np.min(np.diff(c))
-            ulp = np.spacing(np.max(np.abs(c)))
-            # The hyperparameter is 10**c: its relative step is ln(10) * step.
+            ulp = np.spacing(np.max(np.abs(c)))  # coordinates are float64 whatever trains
+            # The hyperparameter is 10**c, rounded to dtype: its relative step is ln(10) * step.
             rel = math.log(10) * step
-            if step < MIN_ULPS_PER_PIXEL * ulp or rel < MIN_ULPS_PER_PIXEL * np.finfo(np.float64).eps:
+            if step < MIN_ULPS_PER_PIXEL * ulp or rel < MIN_ULPS_PER_PIXEL * np.finfo(name).eps:
                 raise Refusal(
-                    f"window is too deep for float64 on the {axis} axis: neighbouring pixels "
-                    f"are {step:.3g} apart at coordinate {np.max(np.abs(c)):.6g}, below "
-                    f"{MIN_ULPS_PER_PIXEL} float64 ulps; use a shallower zoom depth"
+                    f"window is too deep for {name} (engine.precision) on the {axis} axis: neighbouring "
+                    f"pixels are {step:.3g} apart at coordinate {np.max(np.abs(c)):.6g}, below "
+                    f"{MIN_ULPS_PER_PIXEL} {name} ulps; use a shallower zoom"
+                    + (" or engine.precision=float64" if name != "float64" else "")
                 )
 
     def to_dict(self) -> dict:
@@ -171,13 +176,13 @@ def _progress(n: int, ease: float) -> np.ndarray:
     return np.interp(u, fine, done / done[-1])
 
 
-def max_depth(start: Window, size: tuple[int, int], target: tuple[float, float]) -> float:
-    """The deepest zoom (decades) whose frames still resolve in float64 at this size."""
+def max_depth(start: Window, size: tuple[int, int], target: tuple[float, float], dtype="float64") -> float:
+    """The deepest zoom (decades) whose frames still resolve in `dtype` at this size."""
     lo, hi = 0.0, 40.0
     while hi - lo > 0.01:
         mid = (lo + hi) / 2
         try:
-            start.zoom(10**mid, center=target).check_resolution(size)
+            start.zoom(10**mid, center=target).check_resolution(size, dtype)
             lo = mid
         except ValueError:
             hi = mid
