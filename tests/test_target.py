@@ -143,3 +143,16 @@ def test_the_app_refuses_a_depth_float64_cannot_resolve(tmp_path):
     deepest = float(message[0].split("at most about ")[1].split(" decades")[0])
     assert 11 < deepest < 15  # ~ log10(8 / (width * 8 ulp(2.0)))
     assert not list((tmp_path / "run").rglob("*.npy")), "no frame was computed"
+
+
+def test_zoomer_targets_seed_is_zoomers_target(compose_config, tmp_path):
+    """zoomer-targets searches exactly as zoomer does: in the start window cut to the video's
+    shape (a wide 32x18 video here, whose start window is not the condition's square)."""
+    from zoomer import render, sweep
+
+    same = ["experiment.steps=20", "engine.precision=float32", "search.resolution=12", "search.seed=0",
+            "video.width=32", "video.height=18"]
+    row = sweep.candidate(compose_config("targets", *same, "decades=1.0", "thumb=8"), tmp_path)
+    meta = render.render(compose_config("config", *same, "zoom.decades=1.0", "render.mode=compute",
+                                        "video.fps=4", "video.duration_s=1.0", "render.guess=1"), tmp_path)
+    assert row["found"] and row["point"] == meta["target"]["point"]

@@ -1,7 +1,8 @@
 """`zoomer-targets`: candidate zoom targets side by side, ranked by structure.
 
 Always a Hydra multirun (conf/targets.yaml): each job searches one automatic target
-(search.seed) exactly as `zoomer` would, renders its deepest view as a thumbnail and
+(search.seed) exactly as `zoomer` would (in the start window cut to the video's shape,
+video=preview unless given), renders its deepest view as a thumbnail and
 writes candidate.json; at the end the ContactSheet callback ranks the jobs as every target
 search does (Target.rank_score: the mean zoomer.boundary.structure of its views, from the
 start window to the deepest) into targets.json and contact_sheet.png in the sweep
@@ -24,6 +25,7 @@ from .config import HYDRA_VERSION_BASE, Quality, TargetsConfig, register_configs
 from .engine import resolve_device
 from .errors import run_reporting_errors
 from .landscape import landscape
+from .plan import start_window
 from .preflight import check_backend
 from .quality import experiment_of
 from .study import write_json
@@ -42,8 +44,8 @@ def candidate(cfg: DictConfig, run_dir: Path) -> dict:
     precision = app.engine.precision.value  # "auto" resolves per window
     row = {"experiment": app.experiment.name, "seed": app.search.seed, "decades": app.decades}
     try:
-        target, _ = search_target(exp, app.experiment.window.to_window(), app.decades, app.search, device=device,
-                                  dtype=precision)
+        start = start_window(app.experiment.window.to_window(), app.video)  # where zoomer searches
+        target, _ = search_target(exp, start, app.decades, app.search, device=device, dtype=precision)
     except NoTargetError as e:
         row.update(found=False, reason=str(e))
     else:

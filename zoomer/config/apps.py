@@ -244,6 +244,7 @@ class TargetsConfig:
     engine: EngineConfig = field(default_factory=EngineConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
     color: ColorConfig = field(default_factory=ColorConfig)
+    video: VideoConfig = field(default_factory=VideoConfig)  # its shape cuts the start window, as zoomer's
     decades: float = 4.0  # of zoom the candidate must keep the boundary in view
     thumb: int = 96  # thumbnail side in pixels
 
