@@ -296,3 +296,30 @@ def test_a_resume_on_another_backend_is_refused_naming_both(compose_config, tmp_
     FrameStore(tmp_path, render_fingerprint(compose_config))
     with pytest.raises(StoreMismatch, match=r"computed_by.backend.float32 \(stored cpu, now torch\)"):
         FrameStore(tmp_path, render_fingerprint(compose_config, "engine.backend=torch"))
+
+
+@pytest.mark.slow  # needs the uninterrupted render
+def test_a_disk_full_at_metadata_keeps_the_previous_video_poster_and_metadata(tmp_path, uninterrupted, monkeypatch):
+    """The outputs of one render are replaced together or not at all: a re-encode whose
+    metadata.json cannot be written leaves the old video and poster beside the old metadata."""
+    import errno
+
+    run_dir = tmp_path / "again"
+    run_dir.mkdir()
+    os.symlink(uninterrupted / "frames", run_dir / "frames")
+    outputs = ("zoom.mp4", "poster.png", "metadata.json")
+    for name in outputs:
+        shutil.copy(uninterrupted / name, run_dir / name)
+    before = {name: (run_dir / name).read_bytes() for name in outputs}
+
+    def disk_full(path, write):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(render_module, "write_atomic", disk_full)
+    register_configs()
+    with initialize_config_module(config_module="zoomer.conf", version_base=VERSION_BASE):
+        cfg = compose(config_name="config", overrides=[*EXACT, "color=fire_ice"])  # another video
+    with pytest.raises(OSError, match="No space left"):
+        render_module.render(cfg, run_dir)
+    assert {name: (run_dir / name).read_bytes() for name in outputs} == before
+    assert sorted(p.name for p in run_dir.iterdir()) == sorted([*outputs, "frames"])  # no temporary file left

@@ -29,7 +29,7 @@ from .preflight import (check_backend, check_depth_reachable, check_disk_space, 
                         check_store_exists, check_target_point, check_writable, ffmpeg_exe)
 from .provenance import provenance
 from .quality import experiment_of
-from .atomic import remove_stale, write_atomic
+from .atomic import AtomicFile, remove_stale, write_atomic
 from .store import FrameStore
 from .target import Target, search_target
 from .window import Window
@@ -92,21 +92,31 @@ def render(cfg, run_dir: Path) -> dict:
             f"cannot assemble: {len(missing)} of {len(plan.windows)} frames are missing from "
             f"{store.root} (indices {_ranges(missing)}); run the shards that compute them"
         )
-    if rnd.mode != "compute" and not missing:
-        t = time.perf_counter()
-        video_path, poster = run_dir / f"zoom.{video.format}", run_dir / "poster.png"
-        log.info("encoding %d frames to %s", video.n_frames, video_path)
-        with interruptible(f"every frame is safe in {store.root} and an earlier {video_path.name}, if any, "
-                           "is untouched; run the same command again to encode"):
-            encode(exp, plan, store, video, color, video_path, poster)
-        timings["encode_s"] = time.perf_counter() - t
-        outputs = {"video": str(video_path), "poster": str(poster)}
-    elif missing:
-        log.info("%d frames (%s) are left to other shards; then run with render.mode=assemble",
-                 len(missing), _ranges(missing))
-    timings["total_s"] = time.perf_counter() - t0
-    meta = metadata(cfg, exp, plan, device, eng.precision, timings, counts, missing, outputs, store, runner)
-    write_atomic(run_dir / "metadata.json", lambda f: f.write(json.dumps(meta, indent=1).encode()))
+    staged = []  # the render's outputs, renamed into place together once metadata.json is written too
+    try:
+        if rnd.mode != "compute" and not missing:
+            t = time.perf_counter()
+            video_path, poster = run_dir / f"zoom.{video.format}", run_dir / "poster.png"
+            staged += [AtomicFile(video_path, extension=True), AtomicFile(poster)]
+            log.info("encoding %d frames to %s", video.n_frames, video_path)
+            with interruptible(f"every frame is safe in {store.root} and an earlier {video_path.name}, if any, "
+                               "is untouched; run the same command again to encode"):
+                encode(exp, plan, store, video, color, staged[0].temp, staged[1].temp)
+            timings["encode_s"] = time.perf_counter() - t
+            outputs = {"video": str(video_path), "poster": str(poster)}
+        elif missing:
+            log.info("%d frames (%s) are left to other shards; then run with render.mode=assemble",
+                     len(missing), _ranges(missing))
+        timings["total_s"] = time.perf_counter() - t0
+        meta = metadata(cfg, exp, plan, device, eng.precision, timings, counts, missing, outputs, store, runner)
+        staged.append(AtomicFile(run_dir / "metadata.json"))
+        write_atomic(staged[-1].temp, lambda f: f.write(json.dumps(meta, indent=1).encode()))
+    except BaseException:
+        for out in staged:
+            out.discard()
+        raise
+    for out in staged:
+        out.commit()
     log.info("done in %.1f s: %s", timings["total_s"], outputs.get("video", f"{len(missing)} frames still missing"))
     return meta
 
