@@ -1,0 +1,203 @@
+"""The perturbation engine against direct training in 50 digits (mpmath) and zoomer's float64
+engine, on tiny nets (width 4, 4 datapoints, 20 steps) near each condition's boundary.
+
+What is compared, per pixel: the score (relative 1e-9), the class wherever the exact run's
+tail mean is further than 1e-9 from the threshold (closer, the float64 score cannot
+decide it at all), and the final weight difference from the reference run, W - W_ref
+(relative 1e-6 in norm): the quantity that float64 itself cannot hold past ~13 decades.
+"""
+from __future__ import annotations
+
+from decimal import Decimal
+
+import mpmath
+import numpy as np
+import pytest
+import torch
+
+from zoomer.engine import train_grid
+from zoomer.errors import Refusal
+from zoomer.experiment import Experiment
+from zoomer.perturbation import render, pixel_hparams, reference_hparams, train_perturbed
+from zoomer.score import CAP, TAIL
+
+SMALL = dict(width=4, n_data=4, steps=20)
+# Each condition with a centre near its boundary (found by bisection in float64) and
+# digits past float64's, so the decimal coordinates matter.
+CONDITIONS = {
+    "tanh": (dict(), "1.76162864370136260000000000000123", "0"),
+    "relu": (dict(nonlinearity="relu"), "0.83412447348416650000000000000456", "0"),
+    "identity": (dict(nonlinearity="identity"), "0.38434007395194960000000000000789", "0"),
+    "minibatch": (dict(batch_size=2), "1.97553446421835000000000000000123", "0"),
+    "single_datapoint": (dict(n_data=1), "0.05131623905160155600000000000321", "1"),
+    "paraminit_at_init": (dict(phase_space="paraminit_vs_lr"), "0", "0.75000000000000000000000000000654"),
+    "paraminit_every_step": (dict(phase_space="paraminit_vs_lr", offset="every_step"),
+                             "0", "0.70000000000000000000000000000987"),
+    "depth3": (dict(depth=3), "0.99302260042831540000000000000111", "0"),
+}
+# Pixels of a frame `width` wide (log10 units), as fractions of it: corners and inside.
+PIXELS = np.array([[0.5, -0.5], [-0.5, 0.5], [0.25, 0.1], [-0.3, -0.2]])
+
+
+def experiment(name: str) -> Experiment:
+    return Experiment(**{**SMALL, **CONDITIONS[name][0]})
+
+
+# ---- the oracle: the training loop restated in 50-digit mpmath ------------------------------
+def exact_run(exp: Experiment, x: mpmath.mpf, y: mpmath.mpf):
+    """(score, tail mean of v, final weights) of the run at axis coordinates (x, y)."""
+    prob = exp.problem()
+    X = [[mpmath.mpf(float(v)) for v in row] for row in prob.X]
+    Y = [[mpmath.mpf(float(v)) for v in row] for row in prob.Y]
+    W = [[[mpmath.mpf(float(v)) for v in row] for row in w] for w in prob.weights]
+    if exp.phase_space == "lr_vs_lr":
+        rates, offset = [10**x if i % 2 == 0 else 10**y for i in range(exp.depth)], 0
+    else:
+        rates, offset = [10**y] * exp.depth, 10**x
+    act, dact = {
+        "tanh": (lambda z: mpmath.tanh(mpmath.sqrt(2) * z), lambda z: mpmath.sqrt(2) / mpmath.cosh(mpmath.sqrt(2) * z) ** 2),
+        "relu": (lambda z: mpmath.sqrt(2) * max(z, 0), lambda z: mpmath.sqrt(2) if z > 0 else 0),
+        "identity": (lambda z: z, lambda z: 1),
+    }[exp.nonlinearity]
+
+    def matmul(a, b):
+        return [[mpmath.fdot(row, col) for col in zip(*b)] for row in a]
+
+    def forward(xs):
+        hs, zs = [xs], []
+        for i, w in enumerate(W):
+            z = [[v / mpmath.sqrt(len(w)) for v in row] for row in matmul(hs[-1], w)]
+            zs.append(z)
+            if i < len(W) - 1:
+                hs.append([[act(v) for v in row] for row in z])
+        out = [[v / mpmath.sqrt(len(W[-1])) for v in row] for row in zs[-1]]
+        return hs, zs, out
+
+    def mse(out, ys):
+        return mpmath.fsum((o - t) ** 2 for ro, rt in zip(out, ys) for o, t in zip(ro, rt)) / (len(ys) * len(ys[0]))
+
+    losses = []
+    for t in range(exp.steps):
+        if t == 0 or exp.offset_every_step:
+            W[0] = [[v + offset for v in row] for row in W[0]]
+        losses.append(mse(forward(X)[2], Y))
+        rows = range(len(X)) if prob.batches is None else prob.batches[t].tolist()
+        xs, ys = [X[k] for k in rows], [Y[k] for k in rows]
+        hs, zs, out = forward(xs)
+        count = len(ys) * len(ys[0])
+        # dL/dz of the last layer (z scaled by 1/sqrt(fan_in), out = z / sqrt(fan_in))
+        g = [[2 * (o - t) / count / mpmath.sqrt(len(W[-1])) for o, t in zip(ro, rt)] for ro, rt in zip(out, ys)]
+        grads = [None] * len(W)
+        for i in range(len(W) - 1, -1, -1):
+            s = 1 / mpmath.sqrt(len(W[i]))
+            grads[i] = [[v * s for v in row] for row in matmul(list(zip(*hs[i])), g)]
+            if i:
+                back = matmul(g, [list(r) for r in zip(*W[i])])
+                g = [[b * s * dact(z) for b, z in zip(rb, rz)] for rb, rz in zip(back, zs[i - 1])]
+        W = [[[w - rate * d for w, d in zip(rw, rd)] for rw, rd in zip(wl, gl)]
+             for wl, gl, rate in zip(W, grads, rates)]
+    v = [min(l / losses[0], CAP) for l in losses]
+    tail = mpmath.fsum(v[-TAIL:]) / TAIL
+    score = -mpmath.fsum(v) if tail < 1 else mpmath.fsum(1 / max(u, 1 / mpmath.mpf(CAP)) for u in v)
+    return float(score), tail, W
+
+
+@pytest.fixture(scope="module")
+def exact():
+    """exact(name, x, y) with memory: the reference run is shared by every depth."""
+    cache = {}
+
+    def run(name, x, y):
+        key = (name, x, y)
+        if key not in cache:
+            with mpmath.workdps(50):
+                cache[key] = exact_run(experiment(name), x, y)
+        return cache[key]
+
+    return run
+
+
+def check_depth(name: str, decades: int, exact) -> None:
+    exp = experiment(name)
+    cx, cy = CONDITIONS[name][1:]
+    width = 10.0**-decades
+    offsets = PIXELS * width
+    lrs, offset = reference_hparams(exp, cx, cy)
+    out = train_perturbed(exp, exp.problem(), lrs, offset,
+                          *pixel_hparams(exp, lrs, offset, torch.tensor(offsets[:, 0]), torch.tensor(offsets[:, 1])))
+    assert not out.glitched.any()
+    with mpmath.workdps(50):
+        x0, y0 = mpmath.mpf(cx), mpmath.mpf(cy)
+        _, _, W_ref = exact(name, x0, y0)
+        for k, (ox, oy) in enumerate(offsets):
+            score, tail, W = exact(name, x0 + mpmath.mpf(ox), y0 + mpmath.mpf(oy))
+            assert float(out.scores[k]) == pytest.approx(score, rel=1e-9), (name, decades, k)
+            if abs(tail - 1) > 1e-9:
+                assert (float(out.scores[k]) < 0) == (tail < 1), (name, decades, k)
+            for layer, (w, w_ref) in enumerate(zip(W, W_ref)):
+                want = np.array([[float(a - b) for a, b in zip(ra, rb)] for ra, rb in zip(w, w_ref)])
+                got = out.deltas[layer][k].numpy()
+                err = np.linalg.norm(got - want) / np.linalg.norm(want)
+                assert err < 1e-6, (name, decades, k, layer, err)
+
+
+@pytest.mark.parametrize("decades", [13, 30])
+@pytest.mark.parametrize("name", ["tanh", "relu", "paraminit_every_step"])
+def test_matches_50_digit_training(name, decades, exact):
+    check_depth(name, decades, exact)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("decades", [5, 13, 20, 30])
+@pytest.mark.parametrize("name", list(CONDITIONS))
+def test_matches_50_digit_training_every_condition(name, decades, exact):
+    check_depth(name, decades, exact)
+
+
+@pytest.mark.parametrize("decades", [2, 8])
+@pytest.mark.parametrize("name", list(CONDITIONS))
+def test_matches_float64_engine_to_10_decades(name, decades):
+    """Where float64 holds the pixels apart, the two engines give the same frame."""
+    exp = experiment(name)
+    cx, cy = CONDITIONS[name][1:]
+    g = np.linspace(-0.5, 0.5, 4) * 10.0**-decades
+    dx, dy = (a.ravel() for a in np.meshgrid(g, g))
+    got = render(exp, (cx, cy), dx, dy)
+    want = train_grid(exp, float(cx) + dx, float(cy) + dy, device="cpu")
+    assert not got.glitched.any()
+    np.testing.assert_allclose(got.scores, want, rtol=1e-6)
+
+
+def test_a_diverging_reference_is_repaired():
+    """A reference that diverges while its pixels converge glitches them; they are
+    trained again from a reference among them and agree with the float64 engine."""
+    exp = experiment("identity")
+    # the boundary sits near x = 0.384: the centre's weights grow past 1e100, while the
+    # left of the frame converges (its weights are then differences of those)
+    cx, cy = "1.5", "0"
+    dx = np.array([-1.3, -1.2, -1.0, -0.5, 0.0])
+    dy = np.zeros_like(dx)
+    want = train_grid(exp, 1.5 + dx, dy, device="cpu")
+    assert want[-1] > 0 and (want < 0).sum() >= 2
+    first = render(exp, (cx, cy), dx, dy, max_references=1)
+    assert first.glitched[want < 0].all()
+    got = render(exp, (cx, cy), dx, dy)
+    assert len(got.references) > 1 and not got.glitched.any()
+    np.testing.assert_allclose(got.scores, want, rtol=1e-6)
+
+
+def test_refuses_frames_finer_than_double_double():
+    with pytest.raises(Refusal, match="engine.precision=perturbation"):
+        render(experiment("tanh"), ("1.7", "0"), [0.0, 1e-31], [0.0, 0.0])
+
+
+def test_coordinates_are_exact_decimals():
+    """The reference rate is 10**x to DD precision for x given past float64's digits."""
+    exp = experiment("tanh")
+    x = "1.7616286437013626000000000000012345"
+    lrs, _ = reference_hparams(exp, x, "0")
+    with mpmath.workdps(50):
+        want = mpmath.power(10, mpmath.mpf(x))
+        got = mpmath.mpf(str(lrs.decimals()[0]))
+        assert abs(got / want - 1) < 1e-30
+    assert reference_hparams(exp, Decimal(x), "0")[0].decimals()[0] == lrs.decimals()[0]

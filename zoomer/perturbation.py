@@ -1,0 +1,464 @@
+"""Perturbation: every pixel's run as a float64 difference from one high-precision run.
+
+Past about 13 decades float64 cannot tell neighbouring pixels' hyperparameters apart.
+Deep-zoom Mandelbrot renderers answer this with one reference orbit in high precision and
+every pixel as a small float64 difference from it; training a net is the same kind of
+iteration. The reference run here is in double-double (DD: pairs of float64, about 32
+digits, vectorised torch ops), its coordinates decimal strings; each pixel carries
+d = W - W_ref for every layer and its rate as dlr = lr - lr_ref, and its step is written
+in difference form so that only small quantities are ever subtracted:
+
+    d  <- d - lr_ref (g(W_ref + d) - g(W_ref)) - dlr g(W_ref + d)
+    tanh(a + b) - tanh(a) = sinh(b) / (cosh(a) cosh(a + b))
+    (a + da)(b + db) - a b = a db + da (b + db),   loss = l_ref + dl
+
+The algebra is exact, so a pixel's rounding is relative to its difference, not to its
+weights. A pixel is "glitched" where that stops helping: its difference has grown as
+large as the reference's weights, or the reference's loss went non-finite while the pixel
+still trained (its difference can no longer be formed). Glitched pixels are trained again
+from a new reference among them (render). The reference is recomputed per chunk of pixels,
+in lockstep with them, so nothing of its trajectory is stored.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from decimal import Decimal, localcontext
+
+import numpy as np
+import torch
+
+from .errors import Refusal
+from .experiment import Experiment, Problem
+from .score import CAP, ScoreAccumulator
+
+DIGITS = 40  # decimal digits of the reference's coordinates and constants (DD holds ~32)
+# Offsets inside a frame narrower than this (log10 units) are below what DD resolves:
+# a reference rate of ~1 is held to ~1e-32, and pixels need a few digits between them.
+DEEPEST = 1e-29
+# A pixel whose largest weight difference is this many times its own largest weight holds
+# its state to only ~eps * GLITCH_RATIO of itself (the reference has run away from it):
+# it is re-rendered from a nearer reference.
+GLITCH_RATIO = 100.0
+MAX_REFERENCES = 4  # references per frame: the first, then up to 3 rounds of repair
+CHUNK = 256  # pixels trained in lockstep with one reference run
+
+
+# ---- double-double arithmetic (Dekker, Knuth; the QD library's algorithms) ----------------
+_SPLIT = 134217729.0  # 2**27 + 1
+
+
+def _two_sum(a, b):
+    s = a + b
+    v = s - a
+    return s, (a - (s - v)) + (b - v)
+
+
+def _quick_two_sum(a, b):
+    s = a + b
+    return s, b - (s - a)
+
+
+def _split(a):
+    t = _SPLIT * a
+    hi = t - (t - a)
+    return hi, a - hi
+
+
+def _two_prod(a, b):
+    p = a * b
+    ah, al = _split(a)
+    bh, bl = _split(b)
+    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+
+
+@dataclass
+class DD:
+    """A tensor of double-double numbers hi + lo, |lo| <= ulp(hi) / 2."""
+
+    hi: torch.Tensor
+    lo: torch.Tensor
+
+    @classmethod
+    def of(cls, value) -> "DD":
+        if isinstance(value, DD):
+            return value
+        value = torch.as_tensor(value, dtype=torch.float64)
+        return cls(value, torch.zeros_like(value))
+
+    @classmethod
+    def exact(cls, values, device=None) -> "DD":
+        """From Decimals (any shape of nested lists), rounded to the nearest DD."""
+        arr = np.asarray(values, dtype=object)
+        hi = np.vectorize(float, otypes=[np.float64])(arr)
+        lo = np.vectorize(lambda v, h: float(v - Decimal(h)), otypes=[np.float64])(arr, hi)
+        return cls(torch.tensor(hi, device=device), torch.tensor(lo, device=device))
+
+    def decimals(self) -> np.ndarray:
+        """The exact value of every element, as Decimals (for tests and reports)."""
+        hi, lo = self.hi.cpu().numpy(), self.lo.cpu().numpy()
+        with localcontext() as ctx:
+            ctx.prec = DIGITS
+            return np.vectorize(lambda h, l: Decimal(h) + Decimal(l), otypes=[object])(hi, lo)
+
+    def __add__(self, other) -> "DD":
+        other = DD.of(other)
+        s, e = _two_sum(self.hi, other.hi)
+        t, f = _two_sum(self.lo, other.lo)
+        s, e = _quick_two_sum(s, e + t)
+        return DD(*_quick_two_sum(s, e + f))
+
+    __radd__ = __add__
+
+    def __neg__(self) -> "DD":
+        return DD(-self.hi, -self.lo)
+
+    def __sub__(self, other) -> "DD":
+        return self + -DD.of(other)
+
+    def __rsub__(self, other) -> "DD":
+        return DD.of(other) + -self
+
+    def __mul__(self, other) -> "DD":
+        other = DD.of(other)
+        p, e = _two_prod(self.hi, other.hi)
+        return DD(*_quick_two_sum(p, e + (self.hi * other.lo + self.lo * other.hi)))
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, other) -> "DD":
+        other = DD.of(other)
+        q1 = self.hi / other.hi
+        r = self - other * q1
+        q2 = r.hi / other.hi
+        r = r - other * q2
+        q = DD(*_quick_two_sum(q1, q2))
+        return q + r.hi / other.hi
+
+    def __getitem__(self, index) -> "DD":
+        return DD(self.hi[index], self.lo[index])
+
+    def where(self, keep: torch.Tensor, other) -> "DD":
+        other = DD.of(other)
+        return DD(torch.where(keep, self.hi, other.hi), torch.where(keep, self.lo, other.lo))
+
+    def ldexp(self, e: torch.Tensor) -> "DD":
+        """self * 2**e, exact (barring underflow)."""
+        return DD(torch.ldexp(self.hi, e), torch.ldexp(self.lo, e))
+
+    @property
+    def mT(self) -> "DD":
+        return DD(self.hi.mT, self.lo.mT)
+
+    def sum(self, dim: int) -> "DD":
+        """Pairwise sum along dim, every addition in DD."""
+        x = DD(self.hi.movedim(dim, 0), self.lo.movedim(dim, 0))
+        while x.hi.shape[0] > 1:
+            half = x.hi.shape[0] // 2
+            pairs = x[:half] + x[half : 2 * half]
+            if x.hi.shape[0] % 2:
+                pairs = DD(torch.cat([pairs.hi, x.hi[2 * half :]]), torch.cat([pairs.lo, x.lo[2 * half :]]))
+            x = pairs
+        return x[0]
+
+    def __matmul__(self, other: "DD") -> "DD":
+        return (self[..., :, :, None] * other[..., None, :, :]).sum(-2)
+
+
+def _decimal(value) -> Decimal:
+    """A coordinate as an exact Decimal: a decimal string, a Decimal, a float, or an mpmath
+    mpf (converted from its binary mantissa and exponent, without mpmath)."""
+    if hasattr(value, "man_exp"):
+        man, exp = value.man_exp
+        return Decimal(man) * Decimal(2) ** exp
+    if isinstance(value, (str, Decimal, int, float)):
+        return Decimal(value)
+    raise Refusal(f"a perturbation coordinate must be a decimal string, Decimal or mpf, got {value!r}")
+
+
+def _constant(value: Decimal, device=None) -> DD:
+    return DD.exact(value, device)
+
+
+class _Constants:
+    """DD constants of the reference's maths, computed once per device in decimal."""
+
+    def __init__(self, device):
+        with localcontext() as ctx:
+            ctx.prec = DIGITS
+            self.sqrt2 = _constant(Decimal(2).sqrt(), device)
+            self.ln2 = _constant(Decimal(2).ln(), device)
+            # Taylor coefficients 1/k! of expm1, k = 1..EXPM1_TERMS
+            self.inv_fact = [_constant(1 / Decimal(math.factorial(k)), device) for k in range(1, _EXPM1_TERMS + 1)]
+
+
+_EXPM1_TERMS = 10  # |r| < 0.35 / 2**8: the 11th term is below 1e-38 of r
+_EXPM1_HALVINGS = 8
+
+
+def _expm1_reduced(r: DD, c: _Constants) -> DD:
+    """expm1(r) for |r| <= ln2 / 2: Taylor on r / 2**8, then expm1(2x) = e (e + 2), 8 times."""
+    x = r.ldexp(torch.full_like(r.hi, -_EXPM1_HALVINGS, dtype=torch.int32))
+    s = c.inv_fact[-1]
+    for coef in reversed(c.inv_fact[:-1]):
+        s = coef + x * s
+    s = x * s
+    for _ in range(_EXPM1_HALVINGS):
+        s = s * (s + 2.0)
+    return s
+
+
+def _tanh_and_sech2(a: DD, c: _Constants) -> tuple[DD, DD]:
+    """tanh(a) and 1 - tanh(a)^2, both to DD's relative precision (the second too where
+    tanh is within 1e-30 of +-1, where 1 - h*h would be only rounding)."""
+    sign = torch.where(a.hi < 0, -1.0, 1.0).to(a.hi)
+    x = DD(a.hi * sign, a.lo * sign).where(a.hi.abs() < 350, 350.0)  # tanh(350) is 1 in DD
+    r2 = x * -2.0
+    m = torch.round(r2.hi / c.ln2.hi)
+    s = _expm1_reduced(r2 - c.ln2 * m, c)
+    E = (s + 1.0).ldexp(m.to(torch.int32))  # exp(-2|a|), in (0, 1]
+    one_minus_E = (-s).where(m == 0, 1.0 - E)  # no cancellation either way
+    one_plus_E = E + 1.0
+    t = one_minus_E / one_plus_E
+    return DD(t.hi * sign, t.lo * sign), E * 4.0 / (one_plus_E * one_plus_E)
+
+
+# Past this (scaled) pre-activation difference the pixel's unit is far from the
+# reference's, the difference is not small, and plain subtraction loses nothing.
+_FAR = 20.0
+
+
+def _tanh_difference(a: DD, b: torch.Tensor, h: DD, s2: DD) -> torch.Tensor:
+    """tanh(a + b) - tanh(a) for the reference's a (DD) and small pixel differences b:
+    sinh(b) / (cosh(a) cosh(a + b)) has no cancellation anywhere, also where both units are
+    saturated (tanh(b)(1 - h^2) / (1 + h tanh(b)) divides 0 by 0 there)."""
+    near = b.abs() < _FAR
+    bn = torch.where(near, b, 0.0)
+    close = torch.sinh(bn) * torch.sqrt(s2.hi) / torch.cosh((a.hi + bn) + a.lo)
+    return torch.where(near, close, torch.tanh((a.hi + b) + a.lo) - h.hi)
+
+
+# ---- the reference and the pixels, one step in lockstep -------------------------------------
+@dataclass
+class _Layer:
+    """One hidden layer's forward values: the reference's (DD) and the pixels' differences."""
+
+    h: DD  # reference activation (n, w)
+    dh: torch.Tensor  # pixel activation differences (B, n, w)
+    slope: DD  # reference d act / d p, per element
+    dslope: torch.Tensor  # its pixel differences
+
+
+class _Pair:
+    """The net's forward and backward pass for the reference (DD) and, alongside, the exact
+    differences of every pixel (float64) built from the reference's values."""
+
+    def __init__(self, exp: Experiment, device):
+        self.exp = exp
+        self.c = _Constants(device)
+        with localcontext() as ctx:
+            ctx.prec = DIGITS
+            # 1/sqrt(fan_in) per layer, and the hidden layers' slope sqrt2/sqrt(fan_in)
+            self.scale = [_constant(1 / Decimal(a).sqrt(), device) for a, _ in exp.layer_shapes]
+        self.gain = [self.c.sqrt2 * s if exp.nonlinearity != "identity" else s for s in self.scale]
+
+    def _act(self, i: int, p: DD, dp: torch.Tensor) -> _Layer:
+        k, kf = self.gain[i], self.gain[i].hi
+        if self.exp.nonlinearity == "tanh":
+            a = p * k
+            h, s2 = _tanh_and_sech2(a, self.c)
+            dh = _tanh_difference(a, dp * kf, h, s2)
+            ds2 = -dh * (2 * h.hi + dh)
+            return _Layer(h, dh, s2 * k, ds2 * kf)
+        if self.exp.nonlinearity == "relu":
+            on = p.hi > 0
+            q = (p.hi + dp) + p.lo  # the pixel's pre-activation, exact in sign
+            on_pix = q > 0
+            diff = torch.where(on_pix, torch.where(on, dp, q), torch.where(on, -p.hi, 0.0))
+            zero = torch.zeros_like(p.hi)
+            h = (p * k).where(on, 0.0)
+            return _Layer(h, diff * kf, DD.of(torch.where(on, 1.0, zero)) * k,
+                          (on_pix.to(dp) - on.to(dp)) * kf)
+        return _Layer(p * k, dp * kf, DD.of(torch.ones_like(p.hi)) * k, torch.zeros_like(dp))
+
+    def forward(self, W: list[DD], dW: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor):
+        """Layers, residual r = out - y (DD) and its pixel differences dr (B, n, o)."""
+        h, dh = DD.of(x), None
+        layers = []
+        for i in range(len(W)):
+            Wp = W[i].hi + dW[i]  # the pixel's weights: only ever multiply small quantities
+            p = h @ W[i]
+            dp = torch.matmul(h.hi, dW[i]) if dh is None else torch.matmul(dh, Wp) + torch.matmul(h.hi, dW[i])
+            if i == len(W) - 1:
+                out_scale = self.scale[i] * self.scale[i]
+                return layers, p * out_scale - DD.of(y), dp * out_scale.hi
+            layer = self._act(i, p, dp)
+            layers.append(layer)
+            h, dh = layer.h, layer.dh
+
+    def loss(self, r: DD, dr: torch.Tensor) -> tuple[DD, torch.Tensor]:
+        """Mean squared error of the reference (DD) and the pixels' differences from it."""
+        count = r.hi.shape[-2] * r.hi.shape[-1]
+        ref = (r * r).sum(-1).sum(-1) / float(count)
+        return ref, (dr * (2 * r.hi + dr)).sum((-2, -1)) / count
+
+    def gradients(self, W, dW, x, layers, r, dr):
+        """Per-layer gradients of the reference (DD) and the pixels' differences."""
+        k = self.scale[-1] * self.scale[-1] * (2.0 / (r.hi.shape[-2] * r.hi.shape[-1]))
+        g, dg = r * k, dr * k.hi
+        hs = [DD.of(x)] + [layer.h for layer in layers]
+        dhs = [None] + [layer.dh for layer in layers]
+        grads, dgrads = [None] * len(W), [None] * len(W)
+        for i in range(len(W) - 1, -1, -1):
+            grads[i] = hs[i].mT @ g
+            own = torch.matmul(hs[i].hi.mT, dg)
+            dgrads[i] = own if dhs[i] is None else torch.matmul(dhs[i].mT, g.hi + dg) + own
+            if i:
+                pre = g @ W[i].mT
+                dpre = torch.matmul(dg, (W[i].hi + dW[i]).mT) + torch.matmul(g.hi, dW[i].mT)
+                slope, dslope = layers[i - 1].slope, layers[i - 1].dslope
+                g = pre * slope
+                dg = dpre * (slope.hi + dslope) + pre.hi * dslope
+        return grads, dgrads
+
+
+@dataclass
+class Chunk:
+    """What training a chunk of pixels against one reference gives."""
+
+    scores: torch.Tensor  # (B,) the paper's score, as zoomer.score
+    glitched: torch.Tensor  # (B,) bool: the difference stopped being trustworthy
+    deltas: list  # per layer (B, fan_in, fan_out): final W - W_ref
+    reference: list  # per layer DD: the reference's final weights
+
+
+def train_perturbed(exp: Experiment, prob: Problem, lrs: DD, offset: DD,
+                    dlrs: torch.Tensor, doffsets: torch.Tensor) -> Chunk:
+    """Train pixels whose rates are lrs + dlrs (B, depth) and input-weight offsets
+    offset + doffsets (B,) as differences from the reference run (lrs (depth,), offset ())."""
+    if exp.readout != "loss":
+        raise Refusal("engine.precision=perturbation scores the loss only; use experiment.readout=loss")
+    device = prob.X.device
+    pair = _Pair(exp, device)
+    B = dlrs.shape[0]
+    W = [DD.of(w) for w in prob.weights]
+    dW = [torch.zeros((B, *w.shape), dtype=torch.float64, device=device) for w in prob.weights]
+    dlrs = dlrs[:, :, None, None]
+    doffsets = doffsets[:, None, None]
+    acc = ScoreAccumulator(B, exp.steps, device, torch.float64)
+    glitched = torch.zeros(B, dtype=torch.bool, device=device)
+    v = torch.ones(B, dtype=torch.float64, device=device)  # each pixel's latest l / l0
+    for t in range(exp.steps):
+        if t == 0 or exp.offset_every_step:
+            W[0] = W[0] + offset
+            dW[0] = dW[0] + doffsets
+        layers, r, dr = pair.forward(W, dW, prob.X, prob.Y)
+        ref_loss, dl = pair.loss(r, dr)
+        alive = acc.dead_at == exp.steps
+        if not bool(torch.isfinite(ref_loss.hi)):
+            # The differences cannot be formed from here on. A pixel past the score's cap
+            # counts as diverged from here (its score is the same unless its loss came
+            # back); every other pixel still training is glitched, but for those identical
+            # to the reference, which died with it.
+            moved = _sizes(dW) > 0
+            glitched |= alive & moved & (v < CAP)
+            acc.add(t, torch.full((B,), math.inf, dtype=torch.float64, device=device))
+            break
+        loss = (ref_loss.hi + dl) + ref_loss.lo
+        acc.add(t, loss)
+        v = loss / acc.l0
+        if prob.batches is None:
+            grads, dgrads = pair.gradients(W, dW, prob.X, layers, r, dr)
+        else:  # the step uses the minibatch; the scored loss above is the full batch's
+            idx = prob.batches[t]
+            x, y = prob.X[idx], prob.Y[idx]
+            layers, r, dr = pair.forward(W, dW, x, y)
+            grads, dgrads = pair.gradients(W, dW, x, layers, r, dr)
+        # Pauldelbrot's criterion: a pixel whose weights are much smaller than its difference
+        # from the reference (d ~ -W_ref) holds its own state to only eps |d| / |W|.
+        lost = _sizes(dW) > GLITCH_RATIO * _sizes([w.hi + d for w, d in zip(W, dW)])
+        glitched |= (acc.dead_at == exp.steps) & lost
+        for i in range(len(W)):
+            lr = lrs[i]
+            W[i] = W[i] - lr * grads[i]
+            dW[i] = dW[i] - (lr.hi * dgrads[i] + dlrs[:, i] * (grads[i].hi + dgrads[i]))
+    return Chunk(acc.scores(), glitched, dW, W)
+
+
+def _sizes(dW: list[torch.Tensor]) -> torch.Tensor:
+    """Each pixel's largest weight difference, over every layer."""
+    return torch.stack([d.flatten(1).abs().amax(1) for d in dW]).amax(0)
+
+
+# ---- coordinates -> reference and pixel hyperparameters -------------------------------------
+def reference_hparams(exp: Experiment, x, y, device=None) -> tuple[DD, DD]:
+    """The reference's rates (depth,) and input-weight offset () at axis coordinates (x, y)
+    (log10 units, exact decimals), as DD."""
+    with localcontext() as ctx:
+        ctx.prec = DIGITS
+        px, py = Decimal(10) ** _decimal(x), Decimal(10) ** _decimal(y)
+        if exp.phase_space == "lr_vs_lr":
+            rates, offset = [px if i % 2 == 0 else py for i in range(exp.depth)], Decimal(0)
+        else:
+            rates, offset = [py] * exp.depth, px
+    return DD.exact(rates, device), DD.exact(offset, device)
+
+
+def pixel_hparams(exp: Experiment, lrs: DD, offset: DD, dx: torch.Tensor, dy: torch.Tensor):
+    """Per-pixel differences (B, depth) of the rates and (B,) of the offset, for pixels at
+    float64 offsets (dx, dy) from the reference (log10 units): 10**(c + d) - 10**c is
+    10**c * expm1(d ln 10), exact relative to itself."""
+    fx, fy = torch.expm1(dx * math.log(10)), torch.expm1(dy * math.log(10))
+    if exp.phase_space == "lr_vs_lr":
+        rel = torch.stack([fx if i % 2 == 0 else fy for i in range(exp.depth)], 1)
+        return lrs.hi * rel, torch.zeros_like(dx)
+    return lrs.hi * fy[:, None].expand(-1, exp.depth), offset.hi * fx
+
+
+# ---- a frame: chunks, glitches and new references ---------------------------------------------
+@dataclass
+class Rendering:
+    scores: np.ndarray  # (N,) per pixel
+    glitched: np.ndarray  # (N,) bool: still glitched after the last reference
+    references: list  # the reference points used, (x, y) as Decimals
+
+
+def render(exp: Experiment, centre, dx, dy, device="cpu", max_references: int = MAX_REFERENCES,
+           chunk: int = CHUNK) -> Rendering:
+    """Scores of the pixels at centre + (dx[k], dy[k]): centre a pair of exact decimal
+    coordinates (strings, Decimals or mpf), dx, dy float64 offsets from it (log10 units).
+
+    The first reference is the centre; glitched pixels are trained again from the glitched
+    pixel nearest their middle (it can never glitch against itself, so each round settles
+    at least one pixel), up to max_references references in all."""
+    dx, dy = np.asarray(dx, np.float64).ravel(), np.asarray(dy, np.float64).ravel()
+    extent = max(np.ptp(dx), np.ptp(dy))
+    if 0 < extent < DEEPEST:
+        raise Refusal(f"engine.precision=perturbation resolves frames down to {DEEPEST:g} wide "
+                      f"(double-double reference); this one is {extent:.3g}")
+    prob = exp.problem().to(device)
+    with localcontext() as ctx:
+        ctx.prec = DIGITS
+        ref = (_decimal(centre[0]), _decimal(centre[1]))
+        scores = np.zeros(dx.size)
+        todo = np.ones(dx.size, dtype=bool)
+        refs, ox, oy = [], 0.0, 0.0
+        for _ in range(max_references):
+            refs.append(ref)
+            lrs, offset = reference_hparams(exp, *ref, device)
+            rows = np.flatnonzero(todo)
+            for start in range(0, rows.size, chunk):
+                part = rows[start : start + chunk]
+                ddx = torch.tensor(dx[part] - ox, device=device)
+                ddy = torch.tensor(dy[part] - oy, device=device)
+                out = train_perturbed(exp, prob, lrs, offset, *pixel_hparams(exp, lrs, offset, ddx, ddy))
+                scores[part] = out.scores.cpu().numpy()
+                todo[part] = out.glitched.cpu().numpy()
+            if not todo.any():
+                break
+            glitched = np.flatnonzero(todo)
+            middle = (dx[glitched].mean(), dy[glitched].mean())
+            k = glitched[np.argmin((dx[glitched] - middle[0]) ** 2 + (dy[glitched] - middle[1]) ** 2)]
+            ox, oy = dx[k], dy[k]
+            ref = (_decimal(centre[0]) + Decimal(ox), _decimal(centre[1]) + Decimal(oy))
+    return Rendering(scores, todo, refs)
