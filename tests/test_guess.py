@@ -9,7 +9,7 @@ import pytest
 from zoomer import Experiment, Window, landscape
 from zoomer.color import Reference, color_frame
 from zoomer.config import ColorConfig
-from zoomer.boundary import dilate, edges, mixed
+from zoomer.boundary import converged, dilate, edges, mixed
 from zoomer.guess import solid_guess, trained_pixels
 from zoomer.landscape import lattice_step
 
@@ -54,6 +54,24 @@ def test_refined_cells_are_the_boundary_and_its_neighbours():
     cell[0, 4] = True
     grown = dilate(cell)
     assert grown.sum() == 4 and grown[:2, 3:].all(), "clipped at the corner, 8-neighbourhood"
+
+
+def test_the_one_cell_margin_finds_a_spike_past_a_solid_looking_cell():
+    """A spike of the converged side pokes past the mixed cells into a cell whose four lattice
+    corners all diverge; only the margin around mixed cells sends guessing in to find it."""
+    y, x = np.mgrid[0:33, 0:33]
+    truth = np.where(x < 12.5 + 10 * np.exp(-((y - 20) / 1.0) ** 2), -1.0, 1.0)
+    scores, _ = guessed(truth, 8)
+    np.testing.assert_array_equal(scores > 0, truth > 0)
+
+
+def test_a_score_of_exactly_zero_is_one_class_everywhere():
+    """Guessing splits classes by boundary.converged, as colour and the box count do: a run
+    scoring exactly 0 is not converged, so its border with converged runs is refined."""
+    x = np.mgrid[0:17, 0:33][1]
+    truth = np.where(x < 12.5, -1.0, 0.0)
+    scores, _ = guessed(truth, 8)
+    np.testing.assert_array_equal(converged(scores), converged(truth))
 
 
 def test_static_trains_everything_and_step_one_is_exact():

@@ -28,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from .errors import Refusal, run_reporting_errors
 from .color import ColorConfig, Reference, color_frame
 from .config import HYDRA_VERSION_BASE, DimensionConfig, register_configs
-from .boundary import coherence, edges, structure
+from .boundary import coherence, converged, edges, structure
 from .dimension import boundary_dimension, median_dimension, paper_boxcount, paper_dimension
 from .landscape import landscape
 from .figure import boxcount_plot
@@ -68,7 +68,7 @@ def measure(cfg: DimensionConfig, out: Path, config: dict | None = None) -> dict
         tick = time.perf_counter()
         scores = landscape(exp, window, size, device=study.device, dtype=study.precision, backend=study.backend)
         level = {"level": k, "magnification": study.start.width / window.width, "window": window.to_dict(),
-                 "edge_pixels": int(edges(scores).sum()), "converged_share": float((scores < 0).mean()),
+                 "edge_pixels": int(edges(scores).sum()), "converged_share": float(converged(scores).mean()),
                  "coherence": coherence(scores),  # about 0 where the boundary is static finer than a pixel
                  "structure": structure(scores)}
         if not level["edge_pixels"]:  # one class fills the window: no boundary to measure at this level

@@ -20,7 +20,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .boundary import dilate, mixed
+from .boundary import dilate, edges
 
 
 def solid_guess(
@@ -44,7 +44,7 @@ def solid_guess(
     rows, cols = _lattice(h, step), _lattice(w, step)
     _train_missing(train, scores, rows, cols)
     while step > 1:
-        refine = dilate(mixed(scores[np.ix_(rows, cols)] > 0))
+        refine = dilate(edges(scores[np.ix_(rows, cols)]))
         step //= 2
         fine_rows, fine_cols = _lattice(h, step), _lattice(w, step)
         wanted = _in_cells(refine, rows, cols, fine_rows, fine_cols)

@@ -17,6 +17,7 @@ import torch
 
 from . import kernels
 from .config import ZoomConfig
+from .boundary import converged
 from .dimension import edges
 from .errors import Refusal
 from .landscape import landscape
@@ -125,12 +126,12 @@ def check_near_boundary(exp, lay: Layout, condition: Window, point, device, prec
     colour); if it does not, suggest the nearest boundary point."""
     dtype = "float64" if precision == "auto" else precision
     last = lay.start.zoom(10**lay.depth, point)
-    scores = landscape(exp, last, (NEAR_SIDE, NEAR_SIDE), device=device, dtype=dtype)
-    if (scores < 0).any() and (scores >= 0).any():
+    classes = converged(landscape(exp, last, (NEAR_SIDE, NEAR_SIDE), device=device, dtype=dtype))
+    if classes.any() and not classes.all():
         return
     overview = landscape(exp, condition, (SUGGEST_SIDE, SUGGEST_SIDE), device=device, dtype=dtype, guess=4)
     found = np.argwhere(edges(overview))
-    what = "converge" if (scores < 0).all() else "diverge"
+    what = "converge" if classes.all() else "diverge"
     if not found.size:
         raise Refusal(f"zoom.target={list(point)}: every run near it and in the whole window {what}s; "
                          "this experiment shows no boundary there")
