@@ -1,5 +1,6 @@
 """Box counting (both methods) against sets of known dimension, and the zoomer-dimension app
 end to end."""
+import importlib
 import json
 import math
 
@@ -219,7 +220,8 @@ def test_bad_settings_fail_before_compute_naming_the_setting(compose_dimension, 
                                                              monkeypatch):
     """Ranges fail as the config becomes objects, choices (Enums) as Hydra composes it, the
     device as the study resolves it: each before any run trains."""
-    monkeypatch.setattr(zoomer.engine, "train_grid", lambda *a, **k: pytest.fail("trained"))
+    # where it is used: landscape imported train_grid, so patching zoomer.engine would miss it
+    monkeypatch.setattr(importlib.import_module("zoomer.landscape"), "train_grid", lambda *a, **k: pytest.fail("trained"))
     with pytest.raises((ValueError, ConfigCompositionException), match=setting):
         measure(compose_dimension(override), tmp_path)
 

@@ -1,4 +1,5 @@
 """zoomer-still: the PNG, its figure and metadata, and refusals before compute."""
+import importlib
 import json
 
 import numpy as np
@@ -70,7 +71,8 @@ def test_still_without_figure_writes_no_figure(compose_still, tmp_path):
     ("render.supersample=0", "render.supersample"), ("target=auto_", "target"),
 ])
 def test_bad_settings_fail_before_compute(compose_still, override, setting, tmp_path, monkeypatch):
-    monkeypatch.setattr(zoomer.engine, "train_grid", lambda *a, **k: pytest.fail("trained"))
+    # where it is used: landscape imported train_grid, so patching zoomer.engine would miss it
+    monkeypatch.setattr(importlib.import_module("zoomer.landscape"), "train_grid", lambda *a, **k: pytest.fail("trained"))
     with pytest.raises(ValueError, match=setting):
         render_still(compose_still(override), tmp_path)
 
