@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 
 from .compose import encode
 from .compute import compute_frames, missing_frames, progress_bar
-from .config import SearchConfig, VideoConfig, ZoomConfig, ZoomerConfig
+from .config import PanelConfig, SearchConfig, VideoConfig, ZoomConfig, ZoomerConfig
 from .engine import computed_by, resolve_device
 from .errors import Interrupted, Refusal, interruptible
 from .experiment import Experiment
@@ -45,15 +45,17 @@ def render(cfg, run_dir: Path) -> dict:
     app: ZoomerConfig = OmegaConf.to_object(cfg)
     zoom, eng, rnd, video, color = app.zoom, app.engine, app.render, app.video, app.color
     device = resolve_device(eng.device)
-    exp = experiment_of(app.experiment, app.quality, device)
-    check_backend(eng.backend, exp, device, eng.precision)
     condition = app.experiment.window.to_window()
     start = start_window(condition, video)
     if app.panel is not None:
         zoom = onto_panel(zoom, app.panel.window(), video)
+    elif zoom.target == "panel":
+        zoom = replace(zoom, target=list(PanelConfig.of_condition(app.experiment.name).window().center))
     point = check_target_point(zoom, condition)
     lay = layout(start, zoom, rnd, video, supersample(rnd.supersample, device, app.panel), device)
     check_depth_reachable(lay, condition, point, eng.precision)
+    exp = experiment_of(app.experiment, app.quality, device, lay.depth)
+    check_backend(eng.backend, exp, device, eng.precision)
     if rnd.mode != "compute":
         ffmpeg_exe()  # a missing encoder is known now, not after hours of compute
     store_dir = Path(rnd.store_dir) if rnd.store_dir else run_dir / "frames"

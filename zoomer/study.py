@@ -12,7 +12,7 @@ import torch
 from omegaconf import OmegaConf
 
 from .atomic import write_atomic
-from .config import StudyConfig
+from .config import PanelConfig, StudyConfig
 from .engine import resolve_device
 from .experiment import Experiment
 from .preflight import check_backend
@@ -36,17 +36,19 @@ class Study:
     def of(cls, cfg: StudyConfig) -> "Study":
         """Resolve the device and the experiment, and check the backend, before any training."""
         device = resolve_device(cfg.engine.device)
-        exp = experiment_of(cfg.experiment, cfg.quality, device)
+        exp = experiment_of(cfg.experiment, cfg.quality, device, cfg.depth)
         check_backend(cfg.engine.backend, exp, device, cfg.engine.precision)
         return cls(exp, cfg.start_window(), device, cfg.engine.precision.value, cfg.engine.backend)
 
     def center(self, cfg: StudyConfig, start: Window) -> tuple[tuple[float, float], list[dict]]:
         """Where to zoom, and the candidates searched for it: target "auto" asks zoomer.target
         for the most structured point that stays on the boundary from `start` down to the
-        config's depth, as a video would; "center" is the start window's; a point is taken
-        as is."""
+        config's depth, as a video would; "center" is the start window's; "panel" the centre
+        of the condition's panel in the paper's figure; a point is taken as is."""
         if cfg.target == "center":
             return start.center, []
+        if cfg.target == "panel":
+            return PanelConfig.of_condition(cfg.experiment.name, "target").window().center, []
         if cfg.target == "auto":
             found, candidates = search_target(self.experiment, start, cfg.depth, cfg.search, device=self.device,
                                               dtype=self.precision)

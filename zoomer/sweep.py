@@ -39,7 +39,7 @@ def candidate(cfg: DictConfig, run_dir: Path) -> dict:
     """Search one target, write candidate.json (and thumb.png when found) into run_dir."""
     app: TargetsConfig = OmegaConf.to_object(cfg)
     device = resolve_device(app.engine.device)
-    exp = experiment_of(app.experiment, app.quality, device)
+    exp = experiment_of(app.experiment, app.quality, device, app.decades)
     check_backend(app.engine.backend, exp, device, app.engine.precision)
     precision = app.engine.precision.value  # "auto" resolves per window
     row = {"experiment": app.experiment.name, "seed": app.search.seed, "decades": app.decades}
