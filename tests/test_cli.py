@@ -28,6 +28,7 @@ EXPECTED = {
     ("experiment", "paraminit"): {"experiment.phase_space": "paraminit_vs_lr", "experiment.offset": "every_step",
                                   "experiment.paper_steps": 500, "experiment.window.y": [-3.0, 6.0]},
     ("zoom", "auto"): {"zoom.target": "auto", "zoom.decades": 4.0},
+    ("zoom", "panel"): {"zoom.target": "panel", "zoom.decades": 4.0},
     ("zoom", "manual"): {"zoom.target": [1.0149477, 2.3419544], "zoom.decades": 4.0},
     ("color", "spectral"): {"color.cmap": "Spectral"},
     ("color", "fire_ice"): {"color.cmap": "fire_ice"},
@@ -38,7 +39,7 @@ EXPECTED = {
     ("video", "square"): {"video.width": 1080, "video.height": 1080},
     ("video", "gif"): {"video.width": 480, "video.height": 270, "video.format": "gif"},
 }
-DEFAULTS = {"experiment": "tanh", "zoom": "auto", "color": "spectral", "video": "preview"}
+DEFAULTS = {"experiment": "tanh", "zoom": "panel", "color": "spectral", "video": "preview"}
 
 
 @pytest.mark.parametrize("group, option", [(g, o) for g, opts in GROUPS.items() for o in opts])

@@ -125,7 +125,7 @@ def test_a_bug_is_one_line_naming_the_log_that_holds_its_traceback(tmp_path, run
     reading it fails as a bug would."""
     (tmp_path / "frames").mkdir()
     (tmp_path / "frames" / "target.json").write_text("{}")
-    auto = [o for o in TINY if not o.startswith("zoom")] + ["zoom.decades=1.0"]
+    auto = [o for o in TINY if not o.startswith("zoom")] + ["zoom=auto", "zoom.decades=1.0"]
     proc = run_app(tmp_path, *auto, check=False)
     lines = [line for line in proc.stderr.splitlines() if line.startswith("zoomer:")]
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]

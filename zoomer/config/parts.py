@@ -11,7 +11,10 @@ from __future__ import annotations
 import math
 from dataclasses import MISSING, dataclass, field, fields, make_dataclass
 from enum import Enum
+from importlib.resources import files
 from typing import ClassVar, List, Optional, TypeVar
+
+from omegaconf import OmegaConf
 
 from ..colormaps import TABLES
 from ..errors import Refusal
@@ -39,13 +42,14 @@ def choice(enum: type[E], value, key: str) -> E:
 
 
 def check_target(value, key: str):
-    """`auto`, `center` or [x, y]: two finite numbers in axis units (log10). Returns it."""
-    if value in ("auto", "center"):
+    """`auto`, `center`, `panel` or [x, y]: two finite numbers in axis units (log10). Returns it."""
+    if value in ("auto", "center", "panel"):
         return value
     if not (isinstance(value, (list, tuple)) and len(value) == 2
             and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)):
-        raise Refusal(f"{key}={value!r} must be auto (search the boundary), center (the window's centre) "
-                         "or [x, y], two finite numbers in axis units (log10)")
+        raise Refusal(f"{key}={value!r} must be auto (search the boundary), center (the window's centre), "
+                      "panel (the centre of the condition's panel in the paper's figure) "
+                      "or [x, y], two finite numbers in axis units (log10)")
     return [float(v) for v in value]
 
 
@@ -127,6 +131,16 @@ class PanelConfig:
     def window(self) -> Window:
         """The panel in axis units (log10)."""
         return Window.from_bounds(tuple(math.log10(v) for v in self.x), tuple(math.log10(v) for v in self.y))
+
+    @classmethod
+    def of_condition(cls, condition: str, key: str = "zoom.target") -> "PanelConfig":
+        """The condition's panel in the paper's figure, as conf/paper/<condition>.yaml gives
+        it (the one place its window is written); `key` names the setting that asked."""
+        path = files("zoomer.conf") / "paper" / f"{condition}.yaml"
+        if not path.is_file():
+            raise Refusal(f"{key}=panel: the experiment {condition!r} has no panel in the paper's figure (conf/paper); "
+                          "use auto (search a target) or [x, y]")
+        return cls(**OmegaConf.to_container(OmegaConf.load(str(path)).panel))
 
 
 @dataclass
