@@ -119,12 +119,13 @@ class PanelConfig:
 
     def check_alone(self, experiment: str, **settings) -> None:
         """Refuse what would silently contradict the panel: another condition, or a setting
-        that places the view (given here as name=value, None or "auto" when unset)."""
+        that places the view (given here as name=value, None or "auto" when unset; "panel",
+        the default zoom's target, is this very panel's centre)."""
         if self.experiment is not None and experiment != self.experiment:
             raise Refusal(f"paper={self.experiment} is the {self.experiment} condition's panel but experiment="
                           f"{experiment} is set; drop one of them")
         for name, value in settings.items():
-            if value not in (None, "auto"):
+            if value not in (None, "auto", "panel"):
                 raise Refusal(f"paper={self.experiment} places the view on its panel, which {name}={value} "
                               "would contradict; drop one of them")
 
