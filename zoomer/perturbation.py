@@ -16,8 +16,9 @@ The algebra is exact, so a pixel's rounding is relative to its difference, not t
 weights. A pixel is "glitched" where that stops helping: its difference has grown as
 large as the reference's weights, or the reference's loss went non-finite while the pixel
 still trained (its difference can no longer be formed). Glitched pixels are trained again
-from a new reference among them (render). The reference is recomputed per chunk of pixels,
-in lockstep with them, so nothing of its trajectory is stored.
+from a new reference among them (render). The reference takes each step once, then every
+chunk of pixels takes it from the reference's values, so nothing of its trajectory is
+stored and a pixel's state between steps is only its weight differences.
 """
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ DEEPEST = 1e-29
 # it is re-rendered from a nearer reference.
 GLITCH_RATIO = 100.0
 MAX_REFERENCES = 4  # references per frame: the first, then up to 3 rounds of repair
-CHUNK = 256  # pixels trained in lockstep with one reference run
+CHUNK = 256  # pixels whose differences are formed at once (their activations are in memory)
 
 
 # ---- double-double arithmetic (Dekker, Knuth; the QD library's algorithms) ----------------
@@ -238,20 +239,27 @@ def _tanh_difference(a: DD, b: torch.Tensor, h: DD, s2: DD) -> torch.Tensor:
     return torch.where(near, close, torch.tanh((a.hi + b) + a.lo) - h.hi)
 
 
-# ---- the reference and the pixels, one step in lockstep -------------------------------------
+# ---- the reference's pass, then its pixels' differences ------------------------------------
 @dataclass
-class _Layer:
-    """One hidden layer's forward values: the reference's (DD) and the pixels' differences."""
+class _Pass:
+    """The reference's values of one forward and backward pass (DD), from which every
+    pixel's differences are built: hidden pre-activations p, activations h, tanh's
+    1 - h^2 (s2), slopes d h / d p, residual r, and backward dL/dp (g), dL/dh (pre)."""
 
-    h: DD  # reference activation (n, w)
-    dh: torch.Tensor  # pixel activation differences (B, n, w)
-    slope: DD  # reference d act / d p, per element
-    dslope: torch.Tensor  # its pixel differences
+    x: torch.Tensor
+    p: list
+    h: list
+    s2: list
+    slope: list
+    r: DD
+    g: list = None
+    pre: list = None
+    grads: list = None
 
 
-class _Pair:
-    """The net's forward and backward pass for the reference (DD) and, alongside, the exact
-    differences of every pixel (float64) built from the reference's values."""
+class _Net:
+    """The mean-field net in two halves: the reference's pass in DD, and the exact float64
+    differences of a chunk of pixels built from that pass's values."""
 
     def __init__(self, exp: Experiment, device):
         self.exp = exp
@@ -261,70 +269,99 @@ class _Pair:
             # 1/sqrt(fan_in) per layer, and the hidden layers' slope sqrt2/sqrt(fan_in)
             self.scale = [_constant(1 / Decimal(a).sqrt(), device) for a, _ in exp.layer_shapes]
         self.gain = [self.c.sqrt2 * s if exp.nonlinearity != "identity" else s for s in self.scale]
+        self.out_scale = self.scale[-1] * self.scale[-1]
 
-    def _act(self, i: int, p: DD, dp: torch.Tensor) -> _Layer:
-        k, kf = self.gain[i], self.gain[i].hi
+    # -- the reference, in DD --
+    def forward(self, W: list[DD], x: torch.Tensor, y: torch.Tensor) -> _Pass:
+        ps, hs, s2s, slopes = [], [], [], []
+        h = DD.of(x)
+        for i, w in enumerate(W[:-1]):
+            p, k = h @ w, self.gain[i]
+            if self.exp.nonlinearity == "tanh":
+                h, s2 = _tanh_and_sech2(p * k, self.c)
+                slope = s2 * k
+            elif self.exp.nonlinearity == "relu":
+                on = p.hi > 0
+                h, s2 = (p * k).where(on, 0.0), None
+                slope = DD.of(on.to(p.hi)) * k
+            else:
+                h, s2, slope = p * k, None, DD.of(torch.ones_like(p.hi)) * k
+            ps.append(p), hs.append(h), s2s.append(s2), slopes.append(slope)
+        r = (h @ W[-1]) * self.out_scale - DD.of(y)
+        return _Pass(x, ps, hs, s2s, slopes, r)
+
+    @staticmethod
+    def loss(r: DD) -> DD:
+        return (r * r).sum(-1).sum(-1) / float(r.hi.shape[-2] * r.hi.shape[-1])
+
+    def backward(self, ref: _Pass, W: list[DD]) -> None:
+        """Fill ref's gradients: per layer dL/dW, and dL/dp, dL/dh on the way."""
+        n, o = ref.r.hi.shape
+        g = ref.r * (self.out_scale * (2.0 / (n * o)))
+        hs = [DD.of(ref.x)] + ref.h
+        ref.g, ref.pre, ref.grads = [None] * len(W), [None] * len(W), [None] * len(W)
+        for i in range(len(W) - 1, -1, -1):
+            ref.g[i] = g
+            ref.grads[i] = hs[i].mT @ g
+            if i:
+                ref.pre[i] = g @ W[i].mT
+                g = ref.pre[i] * ref.slope[i - 1]
+
+    # -- the pixels, as float64 differences from the reference --
+    def _act_difference(self, i: int, ref: _Pass, dp: torch.Tensor):
+        """(dh, dslope) of hidden layer i from its pre-activation differences dp."""
+        k = self.gain[i].hi
+        p, h = ref.p[i], ref.h[i]
         if self.exp.nonlinearity == "tanh":
-            a = p * k
-            h, s2 = _tanh_and_sech2(a, self.c)
-            dh = _tanh_difference(a, dp * kf, h, s2)
-            ds2 = -dh * (2 * h.hi + dh)
-            return _Layer(h, dh, s2 * k, ds2 * kf)
+            dh = _tanh_difference(p * self.gain[i], dp * k, h, ref.s2[i])
+            return dh, -dh * (2 * h.hi + dh) * k  # (1 - h'^2) - (1 - h^2), times k
         if self.exp.nonlinearity == "relu":
             on = p.hi > 0
-            q = (p.hi + dp) + p.lo  # the pixel's pre-activation, exact in sign
+            q = (p.hi + dp) + p.lo  # the pixel's pre-activation, exact in sign at the kink
             on_pix = q > 0
             diff = torch.where(on_pix, torch.where(on, dp, q), torch.where(on, -p.hi, 0.0))
-            zero = torch.zeros_like(p.hi)
-            h = (p * k).where(on, 0.0)
-            return _Layer(h, diff * kf, DD.of(torch.where(on, 1.0, zero)) * k,
-                          (on_pix.to(dp) - on.to(dp)) * kf)
-        return _Layer(p * k, dp * kf, DD.of(torch.ones_like(p.hi)) * k, torch.zeros_like(dp))
+            return diff * k, (on_pix.to(dp) - on.to(dp)) * k
+        return dp * k, torch.zeros_like(dp)
 
-    def forward(self, W: list[DD], dW: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor):
-        """Layers, residual r = out - y (DD) and its pixel differences dr (B, n, o)."""
-        h, dh = DD.of(x), None
-        layers = []
+    def forward_difference(self, ref: _Pass, W: list[DD], dW: list[torch.Tensor]):
+        """Per hidden layer (dh, dslope), and dr = the pixels' residuals minus ref.r."""
+        hidden, dh = [], None
         for i in range(len(W)):
-            Wp = W[i].hi + dW[i]  # the pixel's weights: only ever multiply small quantities
-            p = h @ W[i]
-            dp = torch.matmul(h.hi, dW[i]) if dh is None else torch.matmul(dh, Wp) + torch.matmul(h.hi, dW[i])
+            h = ref.h[i - 1].hi if i else ref.x
+            dp = torch.matmul(h, dW[i])
+            if dh is not None:  # (h + dh)(W + dW) - h W = h dW + dh (W + dW)
+                dp = dp + torch.matmul(dh, W[i].hi + dW[i])
             if i == len(W) - 1:
-                out_scale = self.scale[i] * self.scale[i]
-                return layers, p * out_scale - DD.of(y), dp * out_scale.hi
-            layer = self._act(i, p, dp)
-            layers.append(layer)
-            h, dh = layer.h, layer.dh
+                return hidden, dp * self.out_scale.hi
+            hidden.append(self._act_difference(i, ref, dp))
+            dh = hidden[-1][0]
 
-    def loss(self, r: DD, dr: torch.Tensor) -> tuple[DD, torch.Tensor]:
-        """Mean squared error of the reference (DD) and the pixels' differences from it."""
-        count = r.hi.shape[-2] * r.hi.shape[-1]
-        ref = (r * r).sum(-1).sum(-1) / float(count)
-        return ref, (dr * (2 * r.hi + dr)).sum((-2, -1)) / count
+    @staticmethod
+    def loss_difference(ref: _Pass, dr: torch.Tensor) -> torch.Tensor:
+        """mean((r + dr)^2) - mean(r^2) = mean(dr (2 r + dr))."""
+        return (dr * (2 * ref.r.hi + dr)).sum((-2, -1)) / (dr.shape[-2] * dr.shape[-1])
 
-    def gradients(self, W, dW, x, layers, r, dr):
-        """Per-layer gradients of the reference (DD) and the pixels' differences."""
-        k = self.scale[-1] * self.scale[-1] * (2.0 / (r.hi.shape[-2] * r.hi.shape[-1]))
-        g, dg = r * k, dr * k.hi
-        hs = [DD.of(x)] + [layer.h for layer in layers]
-        dhs = [None] + [layer.dh for layer in layers]
-        grads, dgrads = [None] * len(W), [None] * len(W)
+    def backward_difference(self, ref: _Pass, W, dW, hidden, dr) -> list[torch.Tensor]:
+        """The pixels' gradients minus the reference's, per layer."""
+        n, o = ref.r.hi.shape
+        dg = dr * (self.out_scale.hi * (2.0 / (n * o)))
+        dgrads = [None] * len(W)
         for i in range(len(W) - 1, -1, -1):
-            grads[i] = hs[i].mT @ g
-            own = torch.matmul(hs[i].hi.mT, dg)
-            dgrads[i] = own if dhs[i] is None else torch.matmul(dhs[i].mT, g.hi + dg) + own
+            g = ref.g[i].hi
+            h = ref.h[i - 1].hi if i else ref.x
+            dgrads[i] = torch.matmul(h.mT, dg)
             if i:
-                pre = g @ W[i].mT
-                dpre = torch.matmul(dg, (W[i].hi + dW[i]).mT) + torch.matmul(g.hi, dW[i].mT)
-                slope, dslope = layers[i - 1].slope, layers[i - 1].dslope
-                g = pre * slope
-                dg = dpre * (slope.hi + dslope) + pre.hi * dslope
-        return grads, dgrads
+                dh, dslope = hidden[i - 1]
+                dgrads[i] = dgrads[i] + torch.matmul(dh.mT, g + dg)
+                dpre = torch.matmul(dg, (W[i].hi + dW[i]).mT) + torch.matmul(g, dW[i].mT)
+                slope, pre = ref.slope[i - 1].hi, ref.pre[i].hi
+                dg = dpre * (slope + dslope) + pre * dslope
+        return dgrads
 
 
 @dataclass
-class Chunk:
-    """What training a chunk of pixels against one reference gives."""
+class Trained:
+    """What training pixels against one reference gives."""
 
     scores: torch.Tensor  # (B,) the paper's score, as zoomer.score
     glitched: torch.Tensor  # (B,) bool: the difference stopped being trustworthy
@@ -333,56 +370,60 @@ class Chunk:
 
 
 def train_perturbed(exp: Experiment, prob: Problem, lrs: DD, offset: DD,
-                    dlrs: torch.Tensor, doffsets: torch.Tensor) -> Chunk:
+                    dlrs: torch.Tensor, doffsets: torch.Tensor, chunk: int = CHUNK) -> Trained:
     """Train pixels whose rates are lrs + dlrs (B, depth) and input-weight offsets
-    offset + doffsets (B,) as differences from the reference run (lrs (depth,), offset ())."""
+    offset + doffsets (B,) as differences from the reference run (lrs (depth,), offset ()).
+
+    Each step trains the reference once, then the pixels `chunk` at a time from its values;
+    a pixel's state between steps is only its weight differences."""
     if exp.readout != "loss":
         raise Refusal("engine.precision=perturbation scores the loss only; use experiment.readout=loss")
     device = prob.X.device
-    pair = _Pair(exp, device)
+    net = _Net(exp, device)
     B = dlrs.shape[0]
     W = [DD.of(w) for w in prob.weights]
     dW = [torch.zeros((B, *w.shape), dtype=torch.float64, device=device) for w in prob.weights]
-    dlrs = dlrs[:, :, None, None]
-    doffsets = doffsets[:, None, None]
     acc = ScoreAccumulator(B, exp.steps, device, torch.float64)
     glitched = torch.zeros(B, dtype=torch.bool, device=device)
     v = torch.ones(B, dtype=torch.float64, device=device)  # each pixel's latest l / l0
+    parts = [torch.arange(i, min(i + chunk, B), device=device) for i in range(0, B, chunk)]
     for t in range(exp.steps):
         if t == 0 or exp.offset_every_step:
             W[0] = W[0] + offset
-            dW[0] = dW[0] + doffsets
-        layers, r, dr = pair.forward(W, dW, prob.X, prob.Y)
-        ref_loss, dl = pair.loss(r, dr)
-        alive = acc.dead_at == exp.steps
+            dW[0] = dW[0] + doffsets[:, None, None]
+        full = net.forward(W, prob.X, prob.Y)
+        ref_loss = net.loss(full.r)
         if not bool(torch.isfinite(ref_loss.hi)):
             # The differences cannot be formed from here on. A pixel past the score's cap
             # counts as diverged from here (its score is the same unless its loss came
             # back); every other pixel still training is glitched, but for those identical
             # to the reference, which died with it.
-            moved = _sizes(dW) > 0
-            glitched |= alive & moved & (v < CAP)
+            alive = acc.dead_at == exp.steps
+            glitched |= alive & (_sizes(dW) > 0) & (v < CAP)
             acc.add(t, torch.full((B,), math.inf, dtype=torch.float64, device=device))
             break
-        loss = (ref_loss.hi + dl) + ref_loss.lo
-        acc.add(t, loss)
-        v = loss / acc.l0
-        if prob.batches is None:
-            grads, dgrads = pair.gradients(W, dW, prob.X, layers, r, dr)
-        else:  # the step uses the minibatch; the scored loss above is the full batch's
-            idx = prob.batches[t]
-            x, y = prob.X[idx], prob.Y[idx]
-            layers, r, dr = pair.forward(W, dW, x, y)
-            grads, dgrads = pair.gradients(W, dW, x, layers, r, dr)
-        # Pauldelbrot's criterion: a pixel whose weights are much smaller than its difference
-        # from the reference (d ~ -W_ref) holds its own state to only eps |d| / |W|.
-        lost = _sizes(dW) > GLITCH_RATIO * _sizes([w.hi + d for w, d in zip(W, dW)])
-        glitched |= (acc.dead_at == exp.steps) & lost
+        # the step uses the minibatch; the scored loss is the full batch's
+        step = full if prob.batches is None else net.forward(W, prob.X[prob.batches[t]], prob.Y[prob.batches[t]])
+        net.backward(step, W)
+        for rows in parts:
+            d = [w[rows] for w in dW]
+            hidden, dr = net.forward_difference(full, W, d)
+            loss = (ref_loss.hi + net.loss_difference(full, dr)) + ref_loss.lo
+            acc.add(t, loss, rows)
+            v[rows] = loss / acc.l0[rows]
+            if step is not full:
+                hidden, dr = net.forward_difference(step, W, d)
+            dgrads = net.backward_difference(step, W, d, hidden, dr)
+            # Pauldelbrot's criterion: a pixel whose weights are much smaller than its
+            # difference from the reference (d ~ -W_ref) holds its state to only eps |d| / |W|.
+            lost = _sizes(d) > GLITCH_RATIO * _sizes([w.hi + e for w, e in zip(W, d)])
+            glitched[rows] |= (acc.dead_at[rows] == exp.steps) & lost
+            for i in range(len(W)):
+                lr, dlr = lrs[i].hi, dlrs[rows, i, None, None]
+                dW[i][rows] = d[i] - (lr * dgrads[i] + dlr * (step.grads[i].hi + dgrads[i]))
         for i in range(len(W)):
-            lr = lrs[i]
-            W[i] = W[i] - lr * grads[i]
-            dW[i] = dW[i] - (lr.hi * dgrads[i] + dlrs[:, i] * (grads[i].hi + dgrads[i]))
-    return Chunk(acc.scores(), glitched, dW, W)
+            W[i] = W[i] - lrs[i] * step.grads[i]
+    return Trained(acc.scores(), glitched, dW, W)
 
 
 def _sizes(dW: list[torch.Tensor]) -> torch.Tensor:
@@ -447,13 +488,11 @@ def render(exp: Experiment, centre, dx, dy, device="cpu", max_references: int = 
             refs.append(ref)
             lrs, offset = reference_hparams(exp, *ref, device)
             rows = np.flatnonzero(todo)
-            for start in range(0, rows.size, chunk):
-                part = rows[start : start + chunk]
-                ddx = torch.tensor(dx[part] - ox, device=device)
-                ddy = torch.tensor(dy[part] - oy, device=device)
-                out = train_perturbed(exp, prob, lrs, offset, *pixel_hparams(exp, lrs, offset, ddx, ddy))
-                scores[part] = out.scores.cpu().numpy()
-                todo[part] = out.glitched.cpu().numpy()
+            ddx = torch.tensor(dx[rows] - ox, device=device)
+            ddy = torch.tensor(dy[rows] - oy, device=device)
+            out = train_perturbed(exp, prob, lrs, offset, *pixel_hparams(exp, lrs, offset, ddx, ddy), chunk)
+            scores[rows] = out.scores.cpu().numpy()
+            todo[rows] = out.glitched.cpu().numpy()
             if not todo.any():
                 break
             glitched = np.flatnonzero(todo)
