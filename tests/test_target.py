@@ -153,6 +153,6 @@ def test_zoomer_targets_seed_is_zoomers_target(compose_config, tmp_path):
     same = ["experiment.steps=20", "engine.precision=float32", "search.resolution=12", "search.seed=0",
             "video.width=32", "video.height=18"]
     row = sweep.candidate(compose_config("targets", *same, "decades=1.0", "thumb=8"), tmp_path)
-    meta = render.render(compose_config("config", *same, "zoom.decades=1.0", "render.mode=compute",
+    meta = render.render(compose_config("config", *same, "zoom=auto", "zoom.decades=1.0", "render.mode=compute",
                                         "video.fps=4", "video.duration_s=1.0", "render.guess=1"), tmp_path)
     assert row["found"] and row["point"] == meta["target"]["point"]
