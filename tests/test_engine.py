@@ -72,6 +72,15 @@ def test_a_run_gives_the_same_bits_alone_and_in_a_chunk_of_hundreds(backend, kw,
     assert np.array_equal(chunk[5:12], zoomer.train_grid(exp, x[5:12], y[5:12], backend=backend))
 
 
+def test_learning_rates_are_the_same_bits_alone_and_in_a_batch():
+    """torch's vectorised pow and its scalar tail differ in the last bit; rates must not."""
+    exp = zoomer.Experiment()
+    x = torch.linspace(-3.0, 6.0, 1003, dtype=torch.float64)
+    lrs = exp.hparams(x, x.flip(0))[0]
+    alone = torch.cat([exp.hparams(x[i : i + 1], x.flip(0)[i : i + 1])[0] for i in range(x.numel())])
+    assert torch.equal(lrs, alone)
+
+
 def test_elementwise_ops_give_the_same_bits_in_vector_body_and_scalar_tail():
     """The torch path's batch invariance rests on torch computing each element of tanh, relu,
     multiply and add the same wherever it sits (a vector body, a scalar tail, alone)."""
