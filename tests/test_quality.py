@@ -3,9 +3,13 @@ condition's; and the default zoom's target, the paper's panel of the condition."
 import pytest
 import torch
 
-from zoomer.config import PanelConfig, Quality
+from zoomer.config import PanelConfig, Quality, ZoomConfig
 from zoomer.errors import Refusal
+from zoomer.experiment import Experiment
+from zoomer.plan import Layout
 from zoomer.quality import PREVIEW_STEPS_PER_DECADE, preview_steps, steps_for
+from zoomer.render import _panel_or_search
+from zoomer.window import Window
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
@@ -30,3 +34,20 @@ def test_a_panel_target_is_the_centre_of_the_condition_s_panel_in_the_paper():
     assert x == pytest.approx(1.12384427, abs=1e-8) and y == pytest.approx(2.30180757, abs=1e-8)
     with pytest.raises(Refusal, match=r"zoom.target=panel: the experiment 'wide' has no panel"):
         PanelConfig.of_condition("wide")
+
+
+def test_the_default_zoom_searches_where_the_panel_is_off_the_boundary_at_these_steps(caplog):
+    """The tanh panel's centre stays on the boundary at the preview's steps; paraminit's
+    panel is a 500-step landscape, which at 40 steps converges everywhere near it."""
+    caplog.set_level("INFO", logger="zoomer.render")
+    def aim(name, exp, window):
+        point = PanelConfig.of_condition(name).window().center
+        lay = Layout(Window.from_bounds(*window), 4.0, "keyframes", (9, 17), 14, 1)
+        return _panel_or_search(exp, lay, ZoomConfig(target=list(point)), point, CPU, "float64")
+
+    zoom, point = aim("tanh", Experiment(steps=120), ((-2.0, 6.0), (-1.25, 3.25)))
+    assert zoom.target == list(point) and point is not None
+    paraminit = Experiment(phase_space="paraminit_vs_lr", offset="every_step", steps=40)
+    zoom, point = aim("paraminit", paraminit, ((-3.0, 6.0), (-1.0, 4.0)))
+    assert zoom.target == "auto" and point is None
+    assert "not on the boundary at 40 steps" in caplog.text and "searching a target instead" in caplog.text

@@ -121,12 +121,18 @@ def _bytes(n: float) -> str:
     return f"{n:.0f} bytes"
 
 
+def last_frame_classes(exp, lay: Layout, point, device, precision: str) -> np.ndarray:
+    """Which runs converge in a coarse sample (NEAR_SIDE a side) of the zoom's last frame."""
+    dtype = "float64" if precision == "auto" else precision
+    last = lay.start.zoom(10**lay.depth, point)
+    return converged(landscape(exp, last, (NEAR_SIDE, NEAR_SIDE), device=device, dtype=dtype))
+
+
 def check_near_boundary(exp, lay: Layout, condition: Window, point, device, precision: str) -> None:
     """A manual target's last frame must hold both classes (else the video ends in one flat
     colour); if it does not, suggest the nearest boundary point."""
     dtype = "float64" if precision == "auto" else precision
-    last = lay.start.zoom(10**lay.depth, point)
-    classes = converged(landscape(exp, last, (NEAR_SIDE, NEAR_SIDE), device=device, dtype=dtype))
+    classes = last_frame_classes(exp, lay, point, device, precision)
     if classes.any() and not classes.all():
         return
     overview = landscape(exp, condition, (SUGGEST_SIDE, SUGGEST_SIDE), device=device, dtype=dtype, guess=4)

@@ -26,7 +26,8 @@ from .experiment import Experiment
 from .plan import Layout, Plan, layout, make_plan, start_window, supersample
 from .precision import dtypes, resolve_precision
 from .preflight import (check_backend, check_depth_reachable, check_disk_space, check_near_boundary,
-                        check_store_exists, check_target_point, check_writable, ffmpeg_exe)
+                        check_store_exists, check_target_point, check_writable, ffmpeg_exe,
+                        last_frame_classes)
 from .provenance import provenance
 from .quality import experiment_of
 from .atomic import AtomicFile, remove_stale, write_atomic
@@ -49,13 +50,19 @@ def render(cfg, run_dir: Path) -> dict:
     start = start_window(condition, video)
     if app.panel is not None:
         zoom = onto_panel(zoom, app.panel.window(), video)
-    elif zoom.target == "panel":
+    toward_panel = app.panel is None and zoom.target == "panel"
+    if toward_panel:
         zoom = replace(zoom, target=list(PanelConfig.of_condition(app.experiment.name).window().center))
     point = check_target_point(zoom, condition)
     lay = layout(start, zoom, rnd, video, supersample(rnd.supersample, device, app.panel), device)
     check_depth_reachable(lay, condition, point, eng.precision)
     exp = experiment_of(app.experiment, app.quality, device, lay.depth)
     check_backend(eng.backend, exp, device, eng.precision)
+    if toward_panel and rnd.mode != "assemble":
+        with interruptible("nothing was computed yet"):
+            zoom, point = _panel_or_search(exp, lay, zoom, point, device, eng.precision)
+        if point is None:  # searched: as deep as float64 allows anywhere in the window
+            check_depth_reachable(lay, condition, point, eng.precision)
     if rnd.mode != "compute":
         ffmpeg_exe()  # a missing encoder is known now, not after hours of compute
     store_dir = Path(rnd.store_dir) if rnd.store_dir else run_dir / "frames"
@@ -143,6 +150,20 @@ def _target(exp, lay: Layout, search: SearchConfig, point, device, precision,
     if store is not None:
         store.write_json("target.json", target.to_dict())
     return target
+
+
+def _panel_or_search(exp, lay: Layout, zoom: ZoomConfig, point, device, precision):
+    """The zoom toward the panel's centre where that stays on the boundary at these steps,
+    else a searched target. A panel was rendered at the paper's steps; with fewer, the
+    boundary near it can move away (minibatch's panel lies 11 decades down; paraminit's
+    converges everywhere below ~460 steps), and a video into one class shows nothing."""
+    classes = last_frame_classes(exp, lay, point, device, precision)
+    if classes.any() and not classes.all():
+        return zoom, point
+    log.info("the panel's centre %s is not on the boundary at %d steps, %.3g decades down (every run there %s); "
+             "searching a target instead, as zoom=auto does (quality=paper trains the panel's own steps)",
+             point, exp.steps, lay.depth, "converges" if classes.all() else "diverges")
+    return replace(zoom, target="auto"), None
 
 
 def onto_panel(zoom: ZoomConfig, panel: Window, video: VideoConfig) -> ZoomConfig:
