@@ -35,7 +35,7 @@ def keyframe_plan(field, depth=1.5, size=(41, 73)):
     """Keyframes at every doubling down to `depth` decades, and a loader of their scores."""
     windows = [START.zoom(2.0**k, center=POINT) for k in range(math.floor(depth * math.log2(10)) + 1)]
     frames = zoom_path(START, POINT, depth, VIDEO.n_frames)
-    plan = Plan(Target(POINT, (START,), depth), "keyframes", windows, size, frames)
+    plan = Plan(Target(POINT, (START,), depth), "keyframes", windows, size, frames, 1)
 
     def load(k):
         xs, ys = windows[k].axes(size)
