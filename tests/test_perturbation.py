@@ -18,7 +18,7 @@ import torch
 from zoomer.engine import train_grid
 from zoomer.errors import Refusal
 from zoomer.experiment import Experiment
-from zoomer.perturbation import render, pixel_hparams, reference_hparams, train_perturbed
+from zoomer.perturbation import DD, pixel_hparams, reference_hparams, render, train_perturbed
 from zoomer.score import CAP, TAIL
 
 SMALL = dict(width=4, n_data=4, steps=20)
@@ -202,3 +202,23 @@ def test_coordinates_are_exact_decimals():
         got = mpmath.mpf(str(lrs.decimals()[0]))
         assert abs(got / want - 1) < 1e-30
     assert reference_hparams(exp, Decimal(x), "0")[0].decimals()[0] == lrs.decimals()[0]
+
+
+def test_double_double_matrix_product_holds_31_digits():
+    """The reference's GEMMs (Ozaki slices) against 50-digit sums, on entries spread over
+    twenty decades of magnitude, as weights and activations can be."""
+    g = torch.Generator().manual_seed(0)
+
+    def draw(*shape):
+        hi = torch.randn(*shape, generator=g, dtype=torch.float64) * torch.exp(3 * torch.randn(*shape, generator=g, dtype=torch.float64))
+        return DD(hi, hi * 1e-17 * torch.randn(*shape, generator=g, dtype=torch.float64))
+
+    a, b = draw(40, 16), draw(16, 3)
+    got = (a @ b).decimals()
+    A, B = a.decimals(), b.decimals()
+    with mpmath.workdps(50):
+        for i in range(40):
+            for j in range(3):
+                terms = [mpmath.mpf(str(A[i, k])) * mpmath.mpf(str(B[k, j])) for k in range(16)]
+                err = abs(mpmath.mpf(str(got[i, j])) - mpmath.fsum(terms)) / mpmath.fsum(map(abs, terms))
+                assert err < 1e-30

@@ -163,7 +163,38 @@ class DD:
         return x[0]
 
     def __matmul__(self, other: "DD") -> "DD":
-        return (self[..., :, :, None] * other[..., None, :, :]).sum(-2)
+        """A matrix product in DD from float64 GEMMs (Ozaki's scheme): hi x hi is split into
+        slices whose products and sums over k are exact, the lo cross terms need only
+        float64, and the exact partial products are added in DD."""
+        k = self.hi.shape[-1]
+        width = (53 - max(1, k - 1).bit_length()) // 2 - 1  # bits per slice: k products exact
+        count = -(-110 // width)  # slices down to 2**-110 of each row's (column's) largest
+        a = _slices(self.hi, -1, width, count)
+        b = _slices(other.hi, -2, width, count)
+        # one batched GEMM for every product kept (slice orders i + j < count), smallest first
+        pairs = [(i, order - i) for order in range(count - 1, -1, -1) for i in range(order + 1)]
+        left = torch.stack([a[i] for i, _ in pairs] + [self.hi, self.lo])
+        right = torch.stack([b[j] for _, j in pairs] + [other.lo, other.hi])
+        products = torch.matmul(left, right)
+        total = DD.of(products[-2] + products[-1])  # the lo cross terms: float64 is enough
+        for term in products[:-2]:
+            total = total + term
+        return total
+
+
+def _slices(x: torch.Tensor, dim: int, width: int, count: int) -> list[torch.Tensor]:
+    """x as a sum of `count` slices (plus a remainder below 2**-(width * count) of the
+    largest along dim) whose elements are integers of `width` bits times one power of two
+    per row (dim=-1) or column (dim=-2): Rump's ExtractScalar, (x + s) - s."""
+    top = x.abs().amax(dim, keepdim=True)
+    e = torch.frexp(torch.where(top > 0, top, 1.0)).exponent  # top < 2**e
+    out = []
+    for i in range(count):
+        sigma = torch.ldexp(torch.ones_like(top), e - i * width + 52 - width)
+        q = (x + sigma) - sigma
+        out.append(q)
+        x = x - q
+    return out
 
 
 def _decimal(value) -> Decimal:
