@@ -323,3 +323,36 @@ def test_a_disk_full_at_metadata_keeps_the_previous_video_poster_and_metadata(tm
         render_module.render(cfg, run_dir)
     assert {name: (run_dir / name).read_bytes() for name in outputs} == before
     assert sorted(p.name for p in run_dir.iterdir()) == sorted([*outputs, "frames"])  # no temporary file left
+
+
+# The CPU default: keyframes, each the next one's runs reused inside it, so a keyframe computed
+# in another process or after a stop must still see exactly what an uninterrupted run saw.
+KEYFRAMES = [*TINY, "render.frames=keyframes", "zoom.decades=1.5"]  # 5 keyframes, 6 frames
+
+
+@pytest.mark.slow  # renders in-process: 3 keyframe plans' worth of training
+def test_keyframe_renders_resumed_and_sharded_match_an_uninterrupted_one(tmp_path, compose_config):
+    """A keyframe render stopped after shard 0's keyframes (render.mode=compute) resumes, and one
+    whose shards were computed apart is assembled, to the frames and video bytes of one run."""
+    def render(run_dir, *overrides):
+        run_dir.mkdir(parents=True)
+        return render_module.render(compose_config("config", *KEYFRAMES, *overrides), run_dir)
+
+    whole = tmp_path / "whole"
+    render(whole)
+    shard = ("render.num_shards=2", "render.mode=compute")
+    stopped = tmp_path / "stopped"
+    render(stopped, *shard, "render.shard=0")
+    done = len(stored(stopped / "frames"))
+    sharded = tmp_path / "sharded"
+    shutil.copytree(stopped / "frames", sharded / "frames")  # shard 0's keyframes, before the resume
+    render(sharded / "1", *shard, "render.shard=1", f"render.store_dir={sharded / 'frames'}")
+    render(sharded / "assembled", "render.mode=assemble", f"render.store_dir={sharded / 'frames'}")
+    meta = render(stopped / "resumed", f"render.store_dir={stopped / 'frames'}")
+    assert meta["frames"]["reused"] == done and 0 < done < meta["frames"]["computed"] + done
+    reference = stored(whole / "frames")
+    for run_dir, store in ((stopped / "resumed", stopped / "frames"), (sharded / "assembled", sharded / "frames")):
+        frames = stored(store)
+        assert frames.keys() == reference.keys() and all(np.array_equal(frames[k], reference[k]) for k in frames)
+        assert (run_dir / "zoom.mp4").read_bytes() == (whole / "zoom.mp4").read_bytes()
+        assert (run_dir / "poster.png").read_bytes() == (whole / "poster.png").read_bytes()
