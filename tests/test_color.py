@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
+from zoomer.boundary import converged
 from zoomer.config import COLORMAPS, ColorConfig
 from zoomer.color import (Reference, color_frame, colorize, lookup_table,
                           normalize, smooth_references, supersample_colors)
@@ -198,3 +199,13 @@ def test_color_yaml_matches_schema(path):
 
 def test_default_color_yaml_exists():
     assert (CONF / "spectral.yaml").exists()
+
+
+def test_a_score_of_exactly_zero_is_coloured_as_its_class():
+    """Colour ranks each class in its own band; a score of 0 (or -0.0) belongs to the band of
+    the class boundary.converged gives it, the one rule the border and the box count use."""
+    scores = np.array([-4.0, -1.0, -0.0, 0.0, 1.0, 4.0])
+    reference = Reference.from_scores(scores)
+    assert reference.counts.tolist() == [converged(scores).sum(), (~converged(scores)).sum()]
+    values = normalize(scores, reference)
+    assert np.array_equal(values <= -0.25, converged(scores)) and np.all(np.abs(values) >= 0.25)

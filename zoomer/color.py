@@ -18,6 +18,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from .boundary import converged
 from .colormaps import TABLES
 from .config import COLORMAPS, ColorConfig, known_colormap
 
@@ -76,7 +77,8 @@ class Reference:
     @classmethod
     def from_scores(cls, values: np.ndarray, n_quantiles: int = 256) -> "Reference":
         flat = np.ravel(values)
-        sides = (flat[flat < 0], flat[flat >= 0])
+        negative = converged(flat)
+        sides = (flat[negative], flat[~negative])
         probs = np.linspace(0, 1, n_quantiles)
         rows = [np.quantile(s, probs) if s.size else np.zeros(n_quantiles) for s in sides]
         return cls(np.stack(rows), np.array([s.size for s in sides], dtype=float))
@@ -125,7 +127,7 @@ def normalize(values: np.ndarray, reference: Reference, gap: float = GAPS["loss"
     their band.
     """
     out = np.empty(np.shape(values))
-    negative = values < 0
+    negative = converged(values)
     bands = ((-1.0, -gap), (gap, 1.0))
     for mask, q, count, (lo, hi) in zip((negative, ~negative), reference.quantiles, reference.counts, bands):
         if count == 0:

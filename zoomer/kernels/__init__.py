@@ -20,6 +20,7 @@ import warnings
 import numpy as np
 import torch
 
+from ..boundary import converged
 from ..errors import Refusal
 from ..training import train_torch
 from ..window import Window
@@ -91,7 +92,7 @@ def _probe(train, exp, device, dtype):
         return f"it returned {got.shape} scores for a probe grid of {expected.size} runs"
     if not np.isfinite(got).all():
         return f"it returned non-finite scores on a probe grid of {expected.size} runs"
-    same = float(np.mean(np.sign(got) == np.sign(expected)))
+    same = float(np.mean(converged(got) == converged(expected)))
     rel = float(np.median(np.abs(got - expected) / np.maximum(np.abs(expected), 1e-300)))
     if same < PROBE_SAME_CLASS or rel > PROBE_TOLERANCE[dtype]:
         return (f"its scores disagree with the torch path's on a probe grid of {expected.size} runs "
