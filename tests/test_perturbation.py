@@ -1,7 +1,7 @@
 """The perturbation engine against direct training in 50 digits (mpmath) and zoomer's float64
 engine, on tiny nets (width 4, 4 datapoints, 20 steps) near each condition's boundary.
 
-What is compared, per pixel: the score (relative 1e-9), the class wherever the exact run's
+What is compared: the reference's final weights (to 1e-25), and per pixel: the score (relative 1e-9), the class wherever the exact run's
 tail mean is further than 1e-9 from the threshold (closer, the float64 score cannot
 decide it at all), and the final weight difference from the reference run, W - W_ref
 (relative 1e-6 in norm): the quantity that float64 itself cannot hold past ~13 decades.
@@ -129,6 +129,9 @@ def check_depth(name: str, decades: int, exact) -> None:
     with mpmath.workdps(50):
         x0, y0 = mpmath.mpf(cx), mpmath.mpf(cy)
         _, _, W_ref = exact(name, x0, y0)
+        for got, want in zip(out.reference, W_ref):  # the double-double run itself
+            for g, w in zip(got.decimals().ravel(), (v for row in want for v in row)):
+                assert abs(mpmath.mpf(str(g)) - w) <= 1e-25 * (1 + abs(w)), (name, decades)
         for k, (ox, oy) in enumerate(offsets):
             score, tail, W = exact(name, x0 + mpmath.mpf(ox), y0 + mpmath.mpf(oy))
             assert float(out.scores[k]) == pytest.approx(score, rel=1e-9), (name, decades, k)
@@ -222,3 +225,19 @@ def test_double_double_matrix_product_holds_31_digits():
                 terms = [mpmath.mpf(str(A[i, k])) * mpmath.mpf(str(B[k, j])) for k in range(16)]
                 err = abs(mpmath.mpf(str(got[i, j])) - mpmath.fsum(terms)) / mpmath.fsum(map(abs, terms))
                 assert err < 1e-30
+
+
+def test_tanh_difference_has_no_cancellation():
+    """tanh(a + b) - tanh(a) to float64's relative precision: tiny b, saturated units of
+    either sign (where tanh(b)(1 - h^2)/(1 + h tanh(b)) is 0/0), and units far apart."""
+    from zoomer.perturbation import _Constants, _tanh_and_sech2, _tanh_difference
+
+    pairs = [("0.3", 1e-25), ("2", -2.1), ("30", -10.0), ("-15", 30.0), ("5", -50.0), ("-0.7", 0.4)]
+    a = DD.exact([Decimal(x) for x, _ in pairs])
+    b = torch.tensor([y for _, y in pairs], dtype=torch.float64)
+    h, s2 = _tanh_and_sech2(a, _Constants("cpu"))
+    got = _tanh_difference(a, b, h, s2)
+    with mpmath.workdps(50):
+        for (x, y), value in zip(pairs, got.tolist()):
+            want = mpmath.tanh(mpmath.mpf(x) + mpmath.mpf(y)) - mpmath.tanh(mpmath.mpf(x))
+            assert value == pytest.approx(float(want), rel=1e-14, abs=1e-300), (x, y)

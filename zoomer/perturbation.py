@@ -9,7 +9,8 @@ d = W - W_ref for every layer and its rate as dlr = lr - lr_ref, and its step is
 in difference form so that only small quantities are ever subtracted:
 
     d  <- d - lr_ref (g(W_ref + d) - g(W_ref)) - dlr g(W_ref + d)
-    tanh(a + b) - tanh(a) = sinh(b) / (cosh(a) cosh(a + b))
+    tanh(a + b) - tanh(a) = tanh(b) (1 - tanh(a)^2) / (1 + tanh(a) tanh(b))
+                          = sinh(b) / (cosh(a) cosh(a + b))   (where the first cancels)
     (a + da)(b + db) - a b = a db + da (b + db),   loss = l_ref + dl
 
 The algebra is exact, so a pixel's rounding is relative to its difference, not to its
@@ -261,13 +262,23 @@ _FAR = 20.0
 
 
 def _tanh_difference(a: DD, b: torch.Tensor, h: DD, s2: DD) -> torch.Tensor:
-    """tanh(a + b) - tanh(a) for the reference's a (DD) and small pixel differences b:
-    sinh(b) / (cosh(a) cosh(a + b)) has no cancellation anywhere, also where both units are
-    saturated (tanh(b)(1 - h^2) / (1 + h tanh(b)) divides 0 by 0 there)."""
-    near = b.abs() < _FAR
-    bn = torch.where(near, b, 0.0)
-    close = torch.sinh(bn) * torch.sqrt(s2.hi) / torch.cosh((a.hi + bn) + a.lo)
-    return torch.where(near, close, torch.tanh((a.hi + b) + a.lo) - h.hi)
+    """tanh(a + b) - tanh(a) for the reference's a (DD) and the pixels' differences b.
+
+    tanh(b)(1 - h^2) / (1 + h tanh(b)) is products only while its denominator is not
+    small; where it is (h and tanh(b) of opposite signs, both near 1: 0 / 0 when both
+    units saturate), sinh(b) / (cosh(a) cosh(a + b)), which has no cancellation anywhere,
+    or, for |b| >= _FAR, the plain difference of two values that are far apart."""
+    tb = torch.tanh(b)
+    den = 1 + h.hi * tb
+    dh = tb * s2.hi / den
+    bad = den < 0.5
+    if bool(bad.any()):
+        bb, a_hi, a_lo = b[bad], a.hi.expand_as(b)[bad], a.lo.expand_as(b)[bad]
+        near = bb.abs() < _FAR
+        bn = torch.where(near, bb, 0.0)
+        close = torch.sinh(bn) * torch.sqrt(s2.hi.expand_as(b)[bad]) / torch.cosh((a_hi + bn) + a_lo)
+        dh[bad] = torch.where(near, close, torch.tanh((a_hi + bb) + a_lo) - h.hi.expand_as(b)[bad])
+    return dh
 
 
 # ---- the reference's pass, then its pixels' differences ------------------------------------
