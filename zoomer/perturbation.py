@@ -14,12 +14,18 @@ in difference form so that only small quantities are ever subtracted:
     (a + da)(b + db) - a b = a db + da (b + db),   loss = l_ref + dl
 
 The algebra is exact, so a pixel's rounding is relative to its difference, not to its
-weights. A pixel is "glitched" where that stops helping: its difference has grown as
-large as the reference's weights, or the reference's loss went non-finite while the pixel
-still trained (its difference can no longer be formed). Glitched pixels are trained again
-from a new reference among them (render). The reference takes each step once, then every
-chunk of pixels takes it from the reference's values, so nothing of its trajectory is
-stored and a pixel's state between steps is only its weight differences.
+weights; relu's difference is read at the kink from the pixel's own pre-activation sign.
+A difference as large as the weights is therefore no loss by itself (a pixel diverging
+from a converging reference is computed as well as float64 computes it). A pixel is
+"glitched" where it does lose: its weights are much smaller than its difference from the
+reference (the reference ran away from it, Pauldelbrot's criterion), or the reference's
+loss went non-finite while the pixel still trained (its difference can no longer be
+formed). Glitched pixels are trained again from a new reference among them (render).
+
+The reference takes each step once, then every chunk of pixels takes it from the
+reference's values, so nothing of its trajectory is stored and a pixel's state between
+steps is only its weight differences. Its matrix products are float64 GEMMs on exact
+slices of its operands (Ozaki's scheme), summed in DD.
 """
 from __future__ import annotations
 
@@ -209,20 +215,16 @@ def _decimal(value) -> Decimal:
     raise Refusal(f"a perturbation coordinate must be a decimal string, Decimal or mpf, got {value!r}")
 
 
-def _constant(value: Decimal, device=None) -> DD:
-    return DD.exact(value, device)
-
-
 class _Constants:
     """DD constants of the reference's maths, computed once per device in decimal."""
 
     def __init__(self, device):
         with localcontext() as ctx:
             ctx.prec = DIGITS
-            self.sqrt2 = _constant(Decimal(2).sqrt(), device)
-            self.ln2 = _constant(Decimal(2).ln(), device)
+            self.sqrt2 = DD.exact(Decimal(2).sqrt(), device)
+            self.ln2 = DD.exact(Decimal(2).ln(), device)
             # Taylor coefficients 1/k! of expm1, k = 1..EXPM1_TERMS
-            self.inv_fact = [_constant(1 / Decimal(math.factorial(k)), device) for k in range(1, _EXPM1_TERMS + 1)]
+            self.inv_fact = [DD.exact(1 / Decimal(math.factorial(k)), device) for k in range(1, _EXPM1_TERMS + 1)]
 
 
 _EXPM1_TERMS = 10  # |r| < 0.35 / 2**8: the 11th term is below 1e-38 of r
@@ -309,7 +311,7 @@ class _Net:
         with localcontext() as ctx:
             ctx.prec = DIGITS
             # 1/sqrt(fan_in) per layer, and the hidden layers' slope sqrt2/sqrt(fan_in)
-            self.scale = [_constant(1 / Decimal(a).sqrt(), device) for a, _ in exp.layer_shapes]
+            self.scale = [DD.exact(1 / Decimal(a).sqrt(), device) for a, _ in exp.layer_shapes]
         self.gain = [self.c.sqrt2 * s if exp.nonlinearity != "identity" else s for s in self.scale]
         self.out_scale = self.scale[-1] * self.scale[-1]
 
