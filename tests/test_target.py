@@ -139,7 +139,7 @@ def test_the_app_refuses_a_depth_float64_cannot_resolve(tmp_path):
     done = subprocess.run(run, capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert done.returncode == 2, done.stderr
     message = [line for line in done.stderr.splitlines() if line.startswith("zoomer: error:")]
-    assert len(message) == 1 and "zoom.decades=20 is too deep for float64" in message[0], done.stderr
+    assert len(message) == 1 and "zoom.decades=20 is too deep for engine.precision=float64" in message[0], done.stderr
     deepest = float(message[0].split("at most about ")[1].split(" decades")[0])
     assert 11 < deepest < 15  # ~ log10(8 / (width * 8 ulp(2.0)))
     assert not list((tmp_path / "run").rglob("*.npy")), "no frame was computed"
