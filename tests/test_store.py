@@ -261,17 +261,17 @@ def render_fingerprint(compose_config, *overrides) -> dict:
     """The fingerprint render() gives the store for these settings, built as it builds it."""
     from omegaconf import OmegaConf
 
-    from zoomer.engine import computed_by, resolve_device
-    from zoomer.plan import start_window, supersample
+    from zoomer.engine import computed_by
+    from zoomer.plan import start_window, supersample, zoom_decades
     from zoomer.precision import dtypes
-    from zoomer.quality import experiment_of
+    from zoomer.run_setup import RunSetup
 
     cfg = compose_config("config", *TINY, *overrides)
     app = OmegaConf.to_object(cfg)
-    device = resolve_device(app.engine.device)
-    exp = experiment_of(app.experiment, app.quality, device)
-    runner = computed_by(app.engine.backend, exp, device, dtypes(app.engine.precision))
     start = start_window(app.experiment.window.to_window(), app.video)
+    setup = RunSetup.resolve(app.experiment, app.quality, app.engine, zoom_decades(start, app.zoom))
+    exp, device = setup.experiment, setup.device
+    runner = computed_by(app.engine.backend, exp, device, dtypes(app.engine.precision))
     k = supersample(app.render.supersample, device, app.panel)
     return render_module.fingerprint(cfg, exp, start, app.zoom, k, runner)
 

@@ -25,14 +25,13 @@ from PIL import Image
 from .boundary import structure
 from .color import Reference, color_frame
 from .config import ColorConfig, ExploreConfig, Quality
-from .engine import resolve_device
 from .errors import Refusal
 from .guess import trained_pixels
 from .landscape import landscape
 from .plan import start_window
 from .precision import resolve_precision
-from .preflight import check_backend
-from .quality import experiment_of, resolve
+from .quality import resolve
+from .run_setup import RunSetup
 from .window import Window
 
 # The qualities the page switches between (auto is resolved once, for the first view).
@@ -104,10 +103,9 @@ class Explorer:
     """The engine behind the page: experiments per quality, the start view, the score cache."""
 
     def __init__(self, cfg: ExploreConfig):
-        self.device = resolve_device(cfg.engine.device)
-        self.experiments = {q: experiment_of(cfg.experiment, q, self.device) for q in QUALITIES}
-        for exp in self.experiments.values():
-            check_backend(cfg.engine.backend, exp, self.device, cfg.engine.precision)
+        setups = {q: RunSetup.resolve(cfg.experiment, q, cfg.engine, None) for q in QUALITIES}  # views: no zoom
+        self.experiments = {q: setup.experiment for q, setup in setups.items()}
+        self.device = setups[QUALITIES[0]].device
         self.quality = resolve(cfg.quality, self.device)  # the first view's
         self.cfg = cfg
         self.aspect = cfg.video.width / cfg.video.height

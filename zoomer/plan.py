@@ -93,10 +93,16 @@ def doublings(depth: float) -> int:
     return math.floor(depth * math.log2(10) + 1e-9)
 
 
+def zoom_decades(start: Window, zoom: ZoomConfig) -> float:
+    """Decades of magnification from the start window to the last frame: zoom.final_width's
+    if set, else zoom.decades."""
+    return math.log10(start.width / zoom.final_width) if zoom.final_width is not None else float(zoom.decades)
+
+
 def layout(start: Window, zoom: ZoomConfig, rnd: RenderConfig, video: VideoConfig, k: int,
            device: torch.device) -> Layout:
     """The frames to compute, k x k runs per video pixel (k: `supersample`)."""
-    depth = math.log10(start.width / zoom.final_width) if zoom.final_width is not None else float(zoom.decades)
+    depth = zoom_decades(start, zoom)
     strategy = frame_strategy(rnd, device)
     if strategy == "exact":
         size, count = compute_size(video, k), video.n_frames

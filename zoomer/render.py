@@ -20,16 +20,16 @@ from omegaconf import OmegaConf
 from .compose import encode
 from .compute import compute_frames, missing_frames, progress_bar
 from .config import PanelConfig, SearchConfig, VideoConfig, ZoomConfig, ZoomerConfig
-from .engine import computed_by, resolve_device
+from .engine import computed_by
 from .errors import Interrupted, Refusal, interruptible
 from .experiment import Experiment
-from .plan import Layout, Plan, layout, make_plan, start_window, supersample
+from .plan import Layout, Plan, layout, make_plan, start_window, supersample, zoom_decades
 from .precision import dtypes, resolve_precision
-from .preflight import (check_backend, check_depth_reachable, check_disk_space, check_near_boundary,
+from .preflight import (check_depth_reachable, check_disk_space, check_near_boundary,
                         check_store_exists, check_target_point, check_writable, ffmpeg_exe,
                         last_frame_classes)
 from .provenance import provenance
-from .quality import experiment_of
+from .run_setup import RunSetup
 from .atomic import AtomicFile, remove_stale, write_atomic
 from .store import FrameStore
 from .target import Target, search_target
@@ -45,7 +45,6 @@ def render(cfg, run_dir: Path) -> dict:
     # becomes objects (zoomer.config), then what needs torch, the window or the machine.
     app: ZoomerConfig = OmegaConf.to_object(cfg)
     zoom, eng, rnd, video, color = app.zoom, app.engine, app.render, app.video, app.color
-    device = resolve_device(eng.device)
     condition = app.experiment.window.to_window()
     start = start_window(condition, video)
     if app.panel is not None:
@@ -54,10 +53,10 @@ def render(cfg, run_dir: Path) -> dict:
     if toward_panel:
         zoom = replace(zoom, target=list(PanelConfig.of_condition(app.experiment.name).window().center))
     point = check_target_point(zoom, condition)
+    setup = RunSetup.resolve(app.experiment, app.quality, eng, zoom_decades(start, zoom))  # steps follow the decades
+    exp, device = setup.experiment, setup.device
     lay = layout(start, zoom, rnd, video, supersample(rnd.supersample, device, app.panel), device)
     check_depth_reachable(lay, condition, point, eng.precision)
-    exp = experiment_of(app.experiment, app.quality, device, lay.depth)
-    check_backend(eng.backend, exp, device, eng.precision)
     if toward_panel and rnd.mode != "assemble":
         with interruptible("nothing was computed yet"):
             zoom, point = _panel_or_search(exp, lay, zoom, point, device, eng.precision)

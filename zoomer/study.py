@@ -1,5 +1,5 @@
-"""What zoomer-dimension and zoomer-still share at run time: the zoom centre, the settings
-resolved for the engine, and the record of how a result was made (written beside it).
+"""What zoomer-dimension and zoomer-still share at run time: the run setup with the start
+window, the zoom centre, and the record of how a result was made (written beside it).
 """
 from __future__ import annotations
 
@@ -8,37 +8,26 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from omegaconf import OmegaConf
 
 from .atomic import write_atomic
 from .config import PanelConfig, StudyConfig
-from .engine import resolve_device
-from .experiment import Experiment
-from .preflight import check_backend
 from .provenance import provenance
-from .quality import experiment_of
+from .run_setup import RunSetup
 from .target import search_target
 from .window import Window
 
 
 @dataclass(frozen=True)
-class Study:
+class Study(RunSetup):
     """A StudyConfig (checked as it was built) turned into what the engine takes."""
 
-    experiment: Experiment
     start: Window
-    device: torch.device
-    precision: str  # engine.precision: float64 | float32 | auto (per window, zoomer.precision)
-    backend: str  # engine.backend
 
     @classmethod
     def of(cls, cfg: StudyConfig) -> "Study":
-        """Resolve the device and the experiment, and check the backend, before any training."""
-        device = resolve_device(cfg.engine.device)
-        exp = experiment_of(cfg.experiment, cfg.quality, device, cfg.depth)
-        check_backend(cfg.engine.backend, exp, device, cfg.engine.precision)
-        return cls(exp, cfg.start_window(), device, cfg.engine.precision.value, cfg.engine.backend)
+        """The run setup for the study's depth and its start window, before any training."""
+        return cls.resolve(cfg.experiment, cfg.quality, cfg.engine, cfg.depth, start=cfg.start_window())
 
     def center(self, cfg: StudyConfig, start: Window) -> tuple[tuple[float, float], list[dict]]:
         """Where to zoom, and the candidates searched for it: target "auto" asks zoomer.target

@@ -22,12 +22,10 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .color import Reference, color_frame
 from .config import HYDRA_VERSION_BASE, Quality, TargetsConfig, register_configs
-from .engine import resolve_device
 from .errors import run_reporting_errors
 from .landscape import landscape
 from .plan import start_window
-from .preflight import check_backend
-from .quality import experiment_of
+from .run_setup import RunSetup
 from .study import write_json
 from .target import NoTargetError, search_target
 from .video import save_png
@@ -38,10 +36,8 @@ log = logging.getLogger(__name__)
 def candidate(cfg: DictConfig, run_dir: Path) -> dict:
     """Search one target, write candidate.json (and thumb.png when found) into run_dir."""
     app: TargetsConfig = OmegaConf.to_object(cfg)
-    device = resolve_device(app.engine.device)
-    exp = experiment_of(app.experiment, app.quality, device, app.decades)
-    check_backend(app.engine.backend, exp, device, app.engine.precision)
-    precision = app.engine.precision.value  # "auto" resolves per window
+    run = RunSetup.resolve(app.experiment, app.quality, app.engine, app.decades)
+    exp, device, precision = run.experiment, run.device, run.precision  # precision "auto" resolves per window
     row = {"experiment": app.experiment.name, "seed": app.search.seed, "decades": app.decades}
     try:
         start = start_window(app.experiment.window.to_window(), app.video)  # where zoomer searches
@@ -50,7 +46,7 @@ def candidate(cfg: DictConfig, run_dir: Path) -> dict:
         row.update(found=False, reason=str(e))
     else:
         scores = landscape(exp, target.levels[-1], (app.thumb, app.thumb), device=device, dtype=precision,
-                           backend=app.engine.backend)
+                           backend=run.backend)
         save_png(run_dir / "thumb.png", color_frame(scores, Reference.from_scores(scores), app.color, exp.readout))
         (x, y) = target.point
         row.update(found=True, point=[x, y], rank_score=target.rank_score, structure=list(target.structure),

@@ -148,8 +148,8 @@ class PanelConfig:
 class EngineConfig:
     """Where and in which float type the runs train (node `engine`, in every app).
 
-    The device and the backend are checked where torch is at hand (engine.resolve_device,
-    preflight.check_backend), still before any training.
+    The device and the backend are checked where torch is at hand (zoomer.run_setup, which
+    every app calls), still before any training.
     """
 
     device: str = "auto"  # auto | cpu | cuda | cuda:N
