@@ -190,9 +190,12 @@ def test_a_diverging_reference_is_repaired():
     np.testing.assert_allclose(got.scores, want, rtol=1e-6)
 
 
-def test_refuses_frames_finer_than_double_double():
+def test_refuses_what_it_cannot_do():
     with pytest.raises(Refusal, match="engine.precision=perturbation"):
         render(experiment("tanh"), ("1.7", "0"), [0.0, 1e-31], [0.0, 0.0])
+    probe = Experiment(**SMALL, readout="probe_point")
+    with pytest.raises(Refusal, match="experiment.readout=loss"):
+        render(probe, ("1.7", "0"), [0.0], [0.0])
 
 
 def test_coordinates_are_exact_decimals():
@@ -205,6 +208,8 @@ def test_coordinates_are_exact_decimals():
         got = mpmath.mpf(str(lrs.decimals()[0]))
         assert abs(got / want - 1) < 1e-30
     assert reference_hparams(exp, Decimal(x), "0")[0].decimals()[0] == lrs.decimals()[0]
+    with mpmath.workdps(50):  # an mpf is read from its binary mantissa, all of it
+        assert reference_hparams(exp, mpmath.mpf(x), "0")[0].decimals()[0] == lrs.decimals()[0]
 
 
 def test_double_double_matrix_product_holds_31_digits():
