@@ -10,7 +10,7 @@ from zoomer.atomic import write_atomic
 from zoomer.config import RenderConfig, SearchConfig, VideoConfig, ZoomConfig
 from zoomer.errors import Refusal
 from zoomer.plan import layout, start_window
-from zoomer.preflight import check_depth_reachable, check_disk_space
+from zoomer.preflight import check_decades_reachable, check_disk_space
 from zoomer.store import FrameStore, frame_bytes
 from zoomer.window import Window
 
@@ -27,7 +27,7 @@ def test_a_final_width_wider_than_the_start_window_is_refused_before_the_search(
     start = start_window(CONDITION, video)
     lay = layout(start, ZoomConfig(final_width=100.0), RenderConfig(), video, 1, torch.device("cpu"))
     with pytest.raises(Refusal, match=r"zoom.final_width=100 is not narrower than the start window \(8 wide"):
-        check_depth_reachable(lay, CONDITION, None, "float64")
+        check_decades_reachable(lay, CONDITION, None, "float64")
 
 
 @pytest.mark.parametrize("content, why", [("[1, 2, 3]", "a JSON list, not an object"),
@@ -69,9 +69,9 @@ def test_float32_has_a_depth_check_like_float64s():
     video = VideoConfig(width=32, height=18)
     start = start_window(CONDITION, video)
     lay = layout(start, ZoomConfig(decades=10.0), RenderConfig(), video, 1, torch.device("cpu"))
-    check_depth_reachable(lay, CONDITION, None, "float64")
-    check_depth_reachable(lay, CONDITION, None, "auto")  # auto trains deep windows in float64
+    check_decades_reachable(lay, CONDITION, None, "float64")
+    check_decades_reachable(lay, CONDITION, None, "auto")  # auto trains deep windows in float64
     with pytest.raises(Refusal, match="too deep for engine.precision=float32"):
-        check_depth_reachable(lay, CONDITION, None, "float32")
+        check_decades_reachable(lay, CONDITION, None, "float32")
     with pytest.raises(Refusal, match=r"too deep for float32 \(engine.precision\)"):
         zoomer.landscape(zoomer.Experiment(), start.zoom(1e12, (1.0, 2.0)), (16, 16), dtype=torch.float32)

@@ -31,11 +31,11 @@ def spiral(x, y):
     return np.where(np.sin(2 * np.pi * np.log2(r) / 0.8 + theta) < 0, -3.0, 3.0)
 
 
-def keyframe_plan(field, depth=1.5, size=(41, 73)):
-    """Keyframes at every doubling down to `depth` decades, and a loader of their scores."""
-    windows = [START.zoom(2.0**k, center=POINT) for k in range(math.floor(depth * math.log2(10)) + 1)]
-    frames = zoom_path(START, POINT, depth, VIDEO.n_frames)
-    plan = Plan(Target(POINT, (START,), depth), "keyframes", windows, size, frames, 1)
+def keyframe_plan(field, decades=1.5, size=(41, 73)):
+    """Keyframes at every doubling down `decades` decades, and a loader of their scores."""
+    windows = [START.zoom(2.0**k, center=POINT) for k in range(math.floor(decades * math.log2(10)) + 1)]
+    frames = zoom_path(START, POINT, decades, VIDEO.n_frames)
+    plan = Plan(Target(POINT, (START,), decades), "keyframes", windows, size, frames, 1)
 
     def load(k):
         xs, ys = windows[k].axes(size)
@@ -60,7 +60,7 @@ def test_the_inset_keyframe_shows_no_edge():
 
 
 def test_frames_past_the_last_keyframe_keep_zooming():
-    plan, load = keyframe_plan(smooth, depth=1.5)  # 4.98 doublings: keyframes 0..4, the last frames past 2**4
+    plan, load = keyframe_plan(smooth, decades=1.5)  # 4.98 doublings: keyframes 0..4, the last frames past 2**4
     assert len(plan.windows) == 5
     frames = drawn_frames(plan, load)
     assert not np.array_equal(frames[-1], frames[-2]), "the zoom must not stall on the deepest keyframe"

@@ -85,10 +85,10 @@ def test_auto_target_keeps_the_boundary_in_every_frames_centre(name):
     start = zoomer.Window.from_bounds(xb, yb)
     points = set()
     for seed in (0, 1, 2):
-        target = find_target(exp, start, depth=2.0, seed=seed, resolution=16, dtype="float32")
+        target = find_target(exp, start, decades=2.0, seed=seed, resolution=16, dtype="float32")
         points.add(target.point)
         assert len(target.structure) == 5 and target.rank_score == pytest.approx(np.mean(target.structure))
-        for window in zoom_path(start, target.point, depth=2.0, n_frames=9):  # every quarter decade
+        for window in zoom_path(start, target.point, decades=2.0, n_frames=9):  # every quarter decade
             s = zoomer.landscape(exp, window, (21, 21), dtype="float32")
             centre = s[8:13, 8:13]  # the central fifth
             assert (centre < 0).any() and (centre > 0).any(), (name, seed, window)
@@ -121,11 +121,11 @@ def test_the_chosen_candidate_has_the_most_structure():
 
 def test_zoom_path_is_constant_speed_in_log_scale_and_keeps_the_aspect():
     start = zoomer.Window.from_bounds((0.0, 16.0), (0.0, 9.0))
-    frames = zoom_path(start, (3.0, 4.0), depth=4.0, n_frames=41)
+    frames = zoom_path(start, (3.0, 4.0), decades=4.0, n_frames=41)
     mags = np.log10([start.width / w.width for w in frames])
     assert np.allclose(np.diff(mags), 0.1) and mags[-1] == pytest.approx(4.0)
     assert all(w.center == (3.0, 4.0) and w.width / w.height == pytest.approx(16 / 9) for w in frames)
-    eased = zoom_path(start, (3.0, 4.0), depth=4.0, n_frames=41, ease=0.2)
+    eased = zoom_path(start, (3.0, 4.0), decades=4.0, n_frames=41, ease=0.2)
     steps = np.diff(np.log10([start.width / w.width for w in eased]))
     assert steps[0] < steps[20] / 4 and steps[-1] < steps[20] / 4 and np.all(steps > 0)
 

@@ -19,7 +19,7 @@ import torch
 from .config import PanelConfig, RenderConfig, VideoConfig, ZoomConfig
 from .errors import Refusal
 from .target import Target
-from .window import Window, max_depth, zoom_path
+from .window import Window, max_decades, zoom_path
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ class Layout:
     """The frames to compute, before the target is known."""
 
     start: Window  # the first video frame's extent (it is centred on the target)
-    depth: float  # decades of magnification from the start to the last frame
+    decades: float  # decades of magnification from the start to the last frame
     strategy: str  # exact | keyframes
     size: tuple  # (H, W) of each computed frame
     n_computed: int  # frames the engine computes (video frames or keyframes)
@@ -87,10 +87,10 @@ def compute_size(video: VideoConfig, k: int, scale: float = 1.0) -> tuple[int, i
     return (max(2, round(video.height * scale)) * k, max(2, round(video.width * scale)) * k)
 
 
-def doublings(depth: float) -> int:
+def doublings(decades: float) -> int:
     """Keyframes past the first: one per doubling that the zoom completes. The frames past
     the last one (less than a doubling) magnify it a little rather than pay for a deeper one."""
-    return math.floor(depth * math.log2(10) + 1e-9)
+    return math.floor(decades * math.log2(10) + 1e-9)
 
 
 def zoom_decades(start: Window, zoom: ZoomConfig) -> float:
@@ -102,31 +102,31 @@ def zoom_decades(start: Window, zoom: ZoomConfig) -> float:
 def layout(start: Window, zoom: ZoomConfig, rnd: RenderConfig, video: VideoConfig, k: int,
            device: torch.device) -> Layout:
     """The frames to compute, k x k runs per video pixel (k: `supersample`)."""
-    depth = zoom_decades(start, zoom)
+    decades = zoom_decades(start, zoom)
     strategy = frame_strategy(rnd, device)
     if strategy == "exact":
         size, count = compute_size(video, k), video.n_frames
     else:  # odd sides: every other pixel of keyframe k+1 is then a pixel of keyframe k
         size = tuple(side | 1 for side in compute_size(video, k, rnd.keyframe_scale))
-        count = doublings(depth) + 1
-    return Layout(start, depth, strategy, size, count, k)
+        count = doublings(decades) + 1
+    return Layout(start, decades, strategy, size, count, k)
 
 
-def check_depth(lay: Layout, point, precision="float64") -> None:
+def check_decades(lay: Layout, point, precision="float64") -> None:
     """Refuse a depth at which neighbouring pixels merge around `point` in engine.precision."""
     try:
-        lay.start.zoom(10**lay.depth, center=point).check_resolution(lay.size, precision)
+        lay.start.zoom(10**lay.decades, center=point).check_resolution(lay.size, precision)
     except ValueError as e:
-        deepest = max_depth(lay.start, lay.size, point, precision)
+        deepest = max_decades(lay.start, lay.size, point, precision)
         raise Refusal(
-            f"zoom.decades={lay.depth:.3g} is too deep for engine.precision={precision} at {lay.size[1]}x{lay.size[0]} "
+            f"zoom.decades={lay.decades:.3g} is too deep for engine.precision={precision} at {lay.size[1]}x{lay.size[0]} "
             f"pixels around ({point[0]:.6g}, {point[1]:.6g}): at most about {deepest:.1f} decades ({e})"
         ) from None
 
 
 def make_plan(lay: Layout, target: Target, video: VideoConfig, ease: float) -> Plan:
     """Every video frame's window, and the windows of the frames to compute."""
-    frame_windows = zoom_path(lay.start, target.point, lay.depth, video.n_frames, ease)
+    frame_windows = zoom_path(lay.start, target.point, lay.decades, video.n_frames, ease)
     if lay.strategy == "exact":
         windows = frame_windows
     else:

@@ -21,7 +21,7 @@ from .boundary import converged
 from .dimension import edges
 from .errors import Refusal
 from .landscape import landscape
-from .plan import Layout, check_depth
+from .plan import Layout, check_decades
 from .precision import dtypes
 from .window import Window
 
@@ -55,17 +55,17 @@ def check_target_point(zoom: ZoomConfig, condition: Window) -> tuple[float, floa
     return x, y
 
 
-def check_depth_reachable(lay: Layout, condition: Window, point, precision: str) -> None:
+def check_decades_reachable(lay: Layout, condition: Window, point, precision: str) -> None:
     """The depth checks, before the search: the zoom goes in (a final width below the
     start window's), and not too deep for engine.precision at the manual target, or else at the
     condition window's corner farthest from zero (the coarsest spacing a target can meet)."""
-    if not lay.depth > 0:
-        raise Refusal(f"zoom.final_width={10**-lay.depth * lay.start.width:.6g} is not narrower than the start "
+    if not lay.decades > 0:
+        raise Refusal(f"zoom.final_width={10**-lay.decades * lay.start.width:.6g} is not narrower than the start "
                       f"window ({lay.start.width:.6g} wide, log10 units): the video would zoom out; set "
                       "zoom.final_width below that, or zoom.decades instead")
     if point is None:
         point = condition.farthest_corner
-    check_depth(lay, point, precision)
+    check_decades(lay, point, precision)
 
 
 def ffmpeg_exe() -> str:
@@ -124,7 +124,7 @@ def _bytes(n: float) -> str:
 def last_frame_classes(exp, lay: Layout, point, device, precision: str) -> np.ndarray:
     """Which runs converge in a coarse sample (NEAR_SIDE a side) of the zoom's last frame."""
     dtype = "float64" if precision == "auto" else precision
-    last = lay.start.zoom(10**lay.depth, point)
+    last = lay.start.zoom(10**lay.decades, point)
     return converged(landscape(exp, last, (NEAR_SIDE, NEAR_SIDE), device=device, dtype=dtype))
 
 

@@ -25,7 +25,7 @@ from .errors import Interrupted, Refusal, interruptible
 from .experiment import Experiment
 from .plan import Layout, Plan, layout, make_plan, start_window, supersample, zoom_decades
 from .precision import dtypes, resolve_precision
-from .preflight import (check_depth_reachable, check_disk_space, check_near_boundary,
+from .preflight import (check_decades_reachable, check_disk_space, check_near_boundary,
                         check_store_exists, check_target_point, check_writable, ffmpeg_exe,
                         last_frame_classes)
 from .provenance import provenance
@@ -56,12 +56,12 @@ def render(cfg, run_dir: Path) -> dict:
     setup = RunSetup.resolve(app.experiment, app.quality, eng, zoom_decades(start, zoom))  # steps follow the decades
     exp, device = setup.experiment, setup.device
     lay = layout(start, zoom, rnd, video, supersample(rnd.supersample, device, app.panel), device)
-    check_depth_reachable(lay, condition, point, eng.precision)
+    check_decades_reachable(lay, condition, point, eng.precision)
     if toward_panel and rnd.mode != "assemble":
         with interruptible("nothing was computed yet"):
             zoom, point = _panel_or_search(exp, lay, zoom, point, device, eng.precision)
         if point is None:  # searched: as deep as float64 allows anywhere in the window
-            check_depth_reachable(lay, condition, point, eng.precision)
+            check_decades_reachable(lay, condition, point, eng.precision)
     if rnd.mode != "compute":
         ffmpeg_exe()  # a missing encoder is known now, not after hours of compute
     store_dir = Path(rnd.store_dir) if rnd.store_dir else run_dir / "frames"
@@ -136,15 +136,15 @@ def _target(exp, lay: Layout, search: SearchConfig, point, device, precision,
     The search runs in the start window, the condition's window cut to the video's shape.
     """
     if point is not None:
-        return Target(point, (lay.start.zoom(1.0, point), lay.start.zoom(10**lay.depth, point)), lay.depth)
+        return Target(point, (lay.start.zoom(1.0, point), lay.start.zoom(10**lay.decades, point)), lay.decades)
     saved = store.read_json("target.json") if store is not None else None
     if saved is not None:
         levels = tuple(Window.from_bounds(tuple(w["x"]), tuple(w["y"])) for w in saved["levels"])
-        return Target(tuple(saved["point"]), levels, saved["depth"])
-    log.info("searching a zoom target %.1f decades deep (search.seed %d, %d candidate(s))", lay.depth,
+        return Target(tuple(saved["point"]), levels, lay.decades)  # the fingerprint holds the zoom
+    log.info("searching a zoom target %.1f decades deep (search.seed %d, %d candidate(s))", lay.decades,
              search.seed, search.candidates)
     with progress_bar("target search") as bar:
-        target, _ = search_target(exp, lay.start, lay.depth, search, device=device, dtype=precision,
+        target, _ = search_target(exp, lay.start, lay.decades, search, device=device, dtype=precision,
                                   progress=bar.update)
     if store is not None:
         store.write_json("target.json", target.to_dict())
@@ -161,7 +161,7 @@ def _panel_or_search(exp, lay: Layout, zoom: ZoomConfig, point, device, precisio
         return zoom, point
     log.info("the panel's centre %s is not on the boundary at %d steps, %.3g decades down (every run there %s); "
              "searching a target instead, as zoom=auto does (quality=paper trains the panel's own steps)",
-             point, exp.steps, lay.depth, "converges" if classes.all() else "diverges")
+             point, exp.steps, lay.decades, "converges" if classes.all() else "diverges")
     return replace(zoom, target="auto"), None
 
 

@@ -26,20 +26,20 @@ class Study(RunSetup):
 
     @classmethod
     def of(cls, cfg: StudyConfig) -> "Study":
-        """The run setup for the study's depth and its start window, before any training."""
-        return cls.resolve(cfg.experiment, cfg.quality, cfg.engine, cfg.depth, start=cfg.start_window())
+        """The run setup for the study's decades of zoom and its start window, before any training."""
+        return cls.resolve(cfg.experiment, cfg.quality, cfg.engine, cfg.decades, start=cfg.start_window())
 
     def center(self, cfg: StudyConfig, start: Window) -> tuple[tuple[float, float], list[dict]]:
         """Where to zoom, and the candidates searched for it: target "auto" asks zoomer.target
         for the most structured point that stays on the boundary from `start` down to the
-        config's depth, as a video would; "center" is the start window's; "panel" the centre
+        config's decades, as a video would; "center" is the start window's; "panel" the centre
         of the condition's panel in the paper's figure; a point is taken as is."""
         if cfg.target == "center":
             return start.center, []
         if cfg.target == "panel":
             return PanelConfig.of_condition(cfg.experiment.name, "target").window().center, []
         if cfg.target == "auto":
-            found, candidates = search_target(self.experiment, start, cfg.depth, cfg.search, device=self.device,
+            found, candidates = search_target(self.experiment, start, cfg.decades, cfg.search, device=self.device,
                                               dtype=self.precision)
             return found.point, candidates
         return (float(cfg.target[0]), float(cfg.target[1])), []

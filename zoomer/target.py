@@ -62,7 +62,7 @@ class Target:
 
     point: tuple[float, float]
     levels: tuple[Window, ...]
-    depth: float
+    decades: float
     # boundary.structure of the views centred on the point, one per half decade from the
     # start window (as verified); their mean ranks targets. Empty for a given point.
     structure: tuple[float, ...] = ()
@@ -74,7 +74,7 @@ class Target:
 
     def to_dict(self) -> dict:
         found = {"structure": list(self.structure), "rank_score": self.rank_score} if self.structure else {}
-        return {"point": list(self.point), "depth": self.depth, "levels": [w.to_dict() for w in self.levels], **found}
+        return {"point": list(self.point), "decades": self.decades, "levels": [w.to_dict() for w in self.levels], **found}
 
 
 def holds_both_classes(scores: np.ndarray, share: float = CENTRAL_SHARE) -> bool:
@@ -88,7 +88,7 @@ def holds_both_classes(scores: np.ndarray, share: float = CENTRAL_SHARE) -> bool
 def find_target(
     exp: Experiment,
     start: Window,
-    depth: float,
+    decades: float,
     seed: int | Sequence[int] = 0,
     resolution: int = 48,
     zoom_per_level: float = 4.0,
@@ -97,7 +97,7 @@ def find_target(
     progress=None,
     attempts: int = 4,
 ) -> Target:
-    """A point whose neighbourhood holds both classes from `start` down to `depth` decades.
+    """A point whose neighbourhood holds both classes from `start` down `decades` decades.
 
     resolution is the side of each level's search landscape in pixels; zoom_per_level the
     magnification between levels (their ranges: zoomer.config.SearchConfig). Different
@@ -107,14 +107,14 @@ def find_target(
     """
     rng = np.random.default_rng(seed)
     for attempt in range(attempts):
-        point = _refine(exp, start, depth, rng, resolution, zoom_per_level, device, dtype, progress)
-        views = _verified_structure(exp, start, point, depth, resolution, device, dtype, progress)
+        point = _refine(exp, start, decades, rng, resolution, zoom_per_level, device, dtype, progress)
+        views = _verified_structure(exp, start, point, decades, resolution, device, dtype, progress)
         if views is not None:
             log.info("zoom target %s (seed %s, attempt %d), structure %.3f", point, seed, attempt + 1, np.mean(views))
-            return Target(point, _levels(start, point, depth), depth, views)
+            return Target(point, _levels(start, point, decades), decades, views)
         log.info("target %s lost the boundary at some depth; searching again", point)
     raise NoTargetError(
-        f"no target keeps the boundary in view down to {depth:g} decades after {attempts} attempts "
+        f"no target keeps the boundary in view down to {decades:g} decades after {attempts} attempts "
         f"(seed {seed}); try another search.seed, fewer decades or more experiment.steps"
     )
 
@@ -122,7 +122,7 @@ def find_target(
 def search_target(
     exp: Experiment,
     start: Window,
-    depth: float,
+    decades: float,
     search: SearchConfig,
     device=None,
     dtype=torch.float64,
@@ -139,7 +139,7 @@ def search_target(
     found, record, failure = [], [], None
     for i in range(search.candidates):
         try:
-            target = find_target(exp, start, depth, seed=[search.seed, i], resolution=search.resolution,
+            target = find_target(exp, start, decades, seed=[search.seed, i], resolution=search.resolution,
                                  zoom_per_level=search.zoom_per_level, device=device, dtype=dtype,
                                  progress=progress)
         except NoTargetError as error:  # this candidate lost the boundary; the others may not
@@ -155,7 +155,7 @@ def search_target(
         if search.candidates == 1:
             raise failure
         raise NoTargetError(f"none of {search.candidates} candidate targets keeps the boundary in view down to "
-                            f"{depth:g} decades; try another search.seed, fewer decades or more steps") from failure
+                            f"{decades:g} decades; try another search.seed, fewer decades or more steps") from failure
     return max(found, key=lambda t: t.rank_score), record
 
 
@@ -166,16 +166,16 @@ def _odd_size(start: Window, side: int, least: int) -> tuple[int, int]:
     return side, max(least, round(side * start.half_w / start.half_h)) | 1
 
 
-def _levels(start: Window, point, depth: float) -> tuple[Window, ...]:
+def _levels(start: Window, point, decades: float) -> tuple[Window, ...]:
     """Windows centred on the point, one per decade from the start width to the final one."""
     aspect = start.half_w / start.half_h
-    decades = list(range(int(math.floor(depth)) + 1)) + ([depth] if depth % 1 else [])
-    return tuple(Window.around(point, start.width / 10**d, aspect) for d in decades)
+    exponents = list(range(int(math.floor(decades)) + 1)) + ([decades] if decades % 1 else [])
+    return tuple(Window.around(point, start.width / 10**d, aspect) for d in exponents)
 
 
-def _refine(exp, start, depth, rng, resolution, zoom, device, dtype, progress):
+def _refine(exp, start, decades, rng, resolution, zoom, device, dtype, progress):
     size = (resolution, max(8, round(resolution * start.half_w / start.half_h)))
-    window, final_width = start, start.width / 10**depth
+    window, final_width = start, start.width / 10**decades
     while True:
         scores = landscape(exp, window, size, device=device, dtype=dtype, progress=progress)
         point = _pick(scores, window, rng, first=window is start, zoom=zoom)
@@ -230,12 +230,12 @@ def _pick(scores, window: Window, rng, first: bool, zoom: float):
     return (float(window.cx + gx[i, j] * window.half_w), float(window.cy + gy[i, j] * window.half_h))
 
 
-def _verified_structure(exp, start: Window, point, depth, resolution, device, dtype, progress):
+def _verified_structure(exp, start: Window, point, decades, resolution, device, dtype, progress):
     """The structure of each half decade's view centred on the point, or None where one of
     them loses the boundary from its central fifth or is static (incoherent)."""
     size = _odd_size(start, max(15, resolution // 2), least=15)
     views = []
-    for d in np.arange(0.0, depth + 1e-9, 0.5):
+    for d in np.arange(0.0, decades + 1e-9, 0.5):
         scores = landscape(exp, start.zoom(10**d, center=point), size, device=device, dtype=dtype, progress=progress)
         if not holds_both_classes(scores) or coherence(scores) < MIN_COHERENCE:
             return None

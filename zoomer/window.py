@@ -146,9 +146,9 @@ def check_size(size) -> tuple[int, int]:
 
 
 def zoom_path(
-    start: Window, target: tuple[float, float], depth: float, n_frames: int, ease: float = 0.0
+    start: Window, target: tuple[float, float], decades: float, n_frames: int, ease: float = 0.0
 ) -> list[Window]:
-    """One window per frame, centred on the target, from the start width down `depth` decades.
+    """One window per frame, centred on the target, from the start width down `decades`.
 
     The zoom speed is constant in log scale (each second multiplies the magnification by
     the same factor), except that with ease > 0 it ramps up over the first `ease` share of
@@ -158,7 +158,7 @@ def zoom_path(
         raise Refusal(f"zoom.ease must be in [0, 0.5] (share of the video spent speeding up), got {ease!r}")
     if n_frames < 1:
         raise Refusal(f"a zoom needs at least one frame, got {n_frames}")
-    return [start.zoom(10 ** (depth * s), center=target) for s in _progress(n_frames, ease)]
+    return [start.zoom(10 ** (decades * s), center=target) for s in _progress(n_frames, ease)]
 
 
 def _progress(n: int, ease: float) -> np.ndarray:
@@ -176,7 +176,7 @@ def _progress(n: int, ease: float) -> np.ndarray:
     return np.interp(u, fine, done / done[-1])
 
 
-def max_depth(start: Window, size: tuple[int, int], target: tuple[float, float], dtype="float64") -> float:
+def max_decades(start: Window, size: tuple[int, int], target: tuple[float, float], dtype="float64") -> float:
     """The deepest zoom (decades) whose frames still resolve in `dtype` at this size."""
     lo, hi = 0.0, 40.0
     while hi - lo > 0.01:

@@ -108,13 +108,13 @@ class StudyConfig:
         self.target = check_target(self.target, "target")
         if self.panel is not None:  # the app's default target is not told from unset: the panel wins
             self.panel.check_alone(self.experiment.name, target=None if self.target == type(self).target else self.target)
-        if self.target == "auto" and self.final_window() is None and not self.depth > 0:
+        if self.target == "auto" and self.final_window() is None and not self.decades > 0:
             raise Refusal("target=auto follows the boundary down a zoom, but this view does not zoom "
                              "(levels=1 or magnification=1); use target=center or target=[x,y]")
         self.start_window()
 
     @property
-    def depth(self) -> float:
+    def decades(self) -> float:
         """Decades of magnification the app zooms through below the experiment's window."""
         raise NotImplementedError
 
@@ -174,7 +174,7 @@ class DimensionConfig(StudyConfig):
         super().__post_init__()
 
     @property
-    def depth(self) -> float:
+    def decades(self) -> float:
         """Decades of magnification from the first level to the last."""
         return (self.levels - 1) * math.log10(self.zoom_factor)
 
@@ -225,7 +225,7 @@ class StillConfig(StudyConfig):
             raise Refusal(f"size / aspect = {self.size / self.aspect:.3g} must be >= 8 pixels (the height)")
 
     @property
-    def depth(self) -> float:
+    def decades(self) -> float:
         return math.log10(self.magnification)
 
     @property
