@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 from hydra import compose, initialize_config_module
 
 from conftest import VERSION_BASE
-from zoomer.config import register_configs
+from zoomer.config import ColorConfig, ExperimentConfig, VideoConfig, ZoomConfig, register_configs
 from zoomer.plan import start_window
 from zoomer.quality import experiment_of
 from zoomer.target import search_target
@@ -22,7 +22,7 @@ def one_preset_per_shape() -> list[str]:
     """The search sees only the start window's shape: one preset stands for each aspect ratio."""
     shapes = {}
     for name in PRESETS:
-        video = OmegaConf.load(CONF / "video" / f"{name}.yaml")
+        video = OmegaConf.merge(OmegaConf.structured(VideoConfig), OmegaConf.load(CONF / "video" / f"{name}.yaml"))
         shapes.setdefault(round(video.width / video.height, 6), name)
     return sorted(shapes.values())
 
@@ -57,3 +57,15 @@ def test_every_preset_finds_a_target_in_every_condition(composed, preset, condit
     target, _ = search_target(exp, start, 1.5, app.search)  # the app's own search
     (x0, x1), (y0, y1) = start.x_bounds, start.y_bounds
     assert x0 <= target.point[0] <= x1 and y0 <= target.point[1] <= y1
+
+
+@pytest.mark.parametrize("group, schema", [("experiment", ExperimentConfig), ("color", ColorConfig),
+                                           ("video", VideoConfig), ("zoom", ZoomConfig)])
+def test_a_group_yaml_sets_only_what_differs_from_its_schema(group, schema):
+    """Each default is written once, in its dataclass: a preset that repeated one would keep
+    the old value when the dataclass changes."""
+    default = OmegaConf.structured(schema)
+    for path in sorted((CONF / group).glob("*.yaml")):
+        preset = OmegaConf.load(path)
+        repeated = [key for key in preset if OmegaConf.to_container(default)[key] == OmegaConf.to_container(preset)[key]]
+        assert not repeated, f"{path.name} repeats {schema.__name__}'s defaults for {repeated}"
