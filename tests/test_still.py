@@ -122,8 +122,7 @@ def test_figure_ticks_follow_the_window():
     assert [v for v, _ in edge_ticks(7.0, 9.0)] == [7.0, 8.0, 9.0]
 
 
-def test_figure_uses_matplotlib_when_installed():
-    pytest.importorskip("matplotlib")
+def test_figure_frames_the_picture_under_a_title():
     rgb = picture()
     figure = np.asarray(still_figure(rgb, Window.from_bounds((0, 1), (0, 1)), ("x", "y"), "title"))
     assert figure.shape[0] > 50 and figure.shape[1] > 80

@@ -1,8 +1,7 @@
 """Figures with axes: the box-counting plot and a still with hyperparameter axes.
 
-Drawn with Pillow, which zoomer needs anyway, so figures work without matplotlib; a
-still's figure uses matplotlib instead when it is installed (the `figures` extra), for
-its typesetting. Pillow's built-in font has no rotated text, so the y label is drawn
+Drawn with Pillow, which zoomer needs anyway: one renderer, so a figure looks the same
+wherever it is made. Pillow's built-in font has no rotated text, so the y label is drawn
 on its own strip and turned.
 """
 from __future__ import annotations
@@ -139,14 +138,6 @@ def still_figure(rgb: np.ndarray, window: Window, labels: tuple[str, str], title
     ticks = linear_ticks if linear else edge_ticks
     if linear:
         labels = tuple(label.removeprefix("log10 ") for label in labels)
-    try:
-        import matplotlib  # noqa: F401  (the `figures` extra)
-    except ImportError:
-        return _still_figure_pillow(rgb, window, labels, title, ticks)
-    return _still_figure_matplotlib(rgb, window, labels, title, ticks)
-
-
-def _still_figure_pillow(rgb, window, labels, title, ticks) -> Image.Image:
     height, width = rgb.shape[:2]
     xticks, yticks = ticks(*window.x_bounds), ticks(*window.y_bounds)
     font_size = max(12, min(height, width) // 40)
@@ -154,30 +145,3 @@ def _still_figure_pillow(rgb, window, labels, title, ticks) -> Image.Image:
     axes.image.paste(Image.fromarray(rgb), axes.box[:2])
     axes.frame(xticks, yticks, *labels, title)
     return axes.image
-
-
-def _still_figure_matplotlib(rgb, window, labels, title, ticks) -> Image.Image:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    height, width = rgb.shape[:2]
-    dpi = 100
-    # Room for tick labels of up to about 15 digits and the axis labels on every side.
-    left, right, bottom, top = 170, 130, 110, 90
-    fig = Figure(figsize=((width + left + right) / dpi, (height + bottom + top) / dpi), dpi=dpi)
-    ax = fig.add_axes([left / (width + left + right), bottom / (height + bottom + top),
-                       width / (width + left + right), height / (height + bottom + top)])
-    ax.imshow(rgb, extent=(*window.x_bounds, *window.y_bounds), aspect="auto", interpolation="nearest")
-    for set_ticks, bounds in ((ax.set_xticks, window.x_bounds), (ax.set_yticks, window.y_bounds)):
-        values, names = zip(*ticks(*bounds))
-        set_ticks(values, names)
-    # Long edge labels (deep windows need many digits) lean outwards, so they do not overlap.
-    xlabels = ax.get_xticklabels()
-    xlabels[0].set_horizontalalignment("right")
-    xlabels[-1].set_horizontalalignment("left")
-    ax.set_xlabel(labels[0])
-    ax.set_ylabel(labels[1])
-    ax.set_title(title)
-    canvas = FigureCanvasAgg(fig)
-    canvas.draw()
-    return Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3].copy())

@@ -4,7 +4,7 @@ from importlib import metadata
 
 import torch
 
-PACKAGES = ("zoomer", "torch", "numpy", "hydra-core", "imageio-ffmpeg", "pillow", "matplotlib")
+PACKAGES = ("zoomer", "torch", "numpy", "hydra-core", "imageio-ffmpeg", "pillow")
 
 
 def provenance(device: torch.device) -> dict:
