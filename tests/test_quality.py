@@ -3,12 +3,13 @@ condition's; and the default zoom's target, the paper's panel of the condition."
 import pytest
 import torch
 
-from zoomer.config import PanelConfig, Quality, ZoomConfig
+from zoomer.config import EngineConfig, ExperimentConfig, PanelConfig, Quality, ZoomConfig
 from zoomer.errors import Refusal
 from zoomer.experiment import Experiment
 from zoomer.plan import Layout
 from zoomer.quality import PREVIEW_STEPS_PER_DECADE, preview_steps, steps_for
 from zoomer.render import _panel_or_search
+from zoomer.run_setup import RunSetup
 from zoomer.window import Window
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
@@ -34,6 +35,13 @@ def test_a_panel_target_is_the_centre_of_the_condition_s_panel_in_the_paper():
     assert x == pytest.approx(1.12384427, abs=1e-8) and y == pytest.approx(2.30180757, abs=1e-8)
     with pytest.raises(Refusal, match=r"zoom.target=panel: the experiment 'wide' has no panel"):
         PanelConfig.of_condition("wide")
+
+
+def test_every_apps_run_setup_trains_the_steps_of_its_decades():
+    """RunSetup, which every app calls, hands the decades to the steps: 6 decades, 180 steps."""
+    run = RunSetup.resolve(ExperimentConfig(), Quality.preview, EngineConfig(device="cpu"), 6.0)
+    assert run.experiment.steps == 180 and run.device == CPU
+    assert RunSetup.resolve(ExperimentConfig(), Quality.preview, EngineConfig(device="cpu"), None).experiment.steps == 100
 
 
 def test_the_default_zoom_searches_where_the_panel_is_off_the_boundary_at_these_steps(caplog):
