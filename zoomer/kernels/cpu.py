@@ -47,6 +47,13 @@ def supports(exp: Experiment, device, dtype) -> bool:
 
 def train(exp: Experiment, prob: Problem, lrs: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
     """Readouts (B,) of the runs with these hyperparameters, as engine.train_chunk."""
+    return finish(exp.steps, **running_sums(exp, prob, lrs, offsets))
+
+
+def running_sums(exp: Experiment, prob: Problem, lrs: torch.Tensor, offsets: torch.Tensor) -> dict:
+    """The kernel's running sums of each run (zoomer.score.finish's l0, sum_v, sum_inv,
+    tail and dead_at, the step its loss turned non-finite or exp.steps): what a score is
+    made of, and how many steps each run took."""
     dtype = prob.X.dtype
     lib = _library(BITS[dtype], *_shape(exp))
     B = lrs.shape[0]
@@ -76,7 +83,12 @@ def train(exp: Experiment, prob: Problem, lrs: torch.Tensor, offsets: torch.Tens
     )
     if failed:
         raise MemoryError("the CPU kernel could not allocate its per-thread workspace")
-    return finish(exp.steps, l0, sum_v, sum_inv, tail, dead_at)
+    return {"l0": l0, "sum_v": sum_v, "sum_inv": sum_inv, "tail": tail, "dead_at": dead_at}
+
+
+def lanes(dtype: torch.dtype = torch.float64) -> int:
+    """Runs the kernel trains side by side in one SIMD vector on this CPU."""
+    return _library(BITS[dtype], *_shape(Experiment())).zoomer_lanes()
 
 
 def tanh(x: torch.Tensor) -> torch.Tensor:
@@ -127,6 +139,8 @@ def _library(bits: int, width: int, target_dim: int, depth: int):
         ptr, ptr, ptr, ptr, ptr,  # l0, sum_v, sum_inv, tail, dead_at
         int_,  # threads
     ]
+    lib.zoomer_lanes.restype = int_
+    lib.zoomer_lanes.argtypes = []
     lib.zoomer_tanh.restype = None
     lib.zoomer_tanh.argtypes = [ptr, ptr, long_]
     return lib

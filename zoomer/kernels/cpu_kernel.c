@@ -441,6 +441,9 @@ int zoomer_train(int nonlinearity, int steps, long n_data, long n_rows, long bat
     return failed ? -1 : 0;
 }
 
+/* Runs per SIMD vector (lane group), for the benchmarks. */
+int zoomer_lanes(void) { return LANES; }
+
 /* tanh of n values, for the accuracy test. */
 void zoomer_tanh(const real *x, real *out, long n) {
     for (long i = 0; i < n; i += TANH_WAYS * LANES) {

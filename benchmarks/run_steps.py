@@ -1,0 +1,61 @@
+"""Where a frame's training time goes: its runs by class and the steps each takes.
+
+A converged run takes every step (none of the paper's tanh runs reaches an exact fixed
+point); a diverged one ends when its loss turns non-finite. This trains a grid around a
+point with the fused CPU kernel and prints, per class, how many runs there are and the
+steps they take, and how many lane-steps a kernel that keeps a group of SIMD lanes
+together until its longest run ends would have spent (the kernel before lanes took the
+next run as soon as theirs ended), with the time it took.
+
+    python -m benchmarks.run_steps [--steps 1000] [--size 64 36] [--width 1e-3]
+
+Default: 64x36 runs at 1000 steps in a window 1e-3 (log10) wide around the paper's tanh
+panel, three decades above it: the boundary's neighbourhood, where keyframes train.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+import numpy as np
+import torch
+
+import zoomer
+from zoomer.kernels import cpu
+
+PANEL_CENTRE = (math.log10(13.2997742), math.log10(200.35840565))
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--size", type=int, nargs=2, default=[64, 36], metavar=("W", "H"))
+    parser.add_argument("--width", type=float, default=1e-3, help="window width in log10 units")
+    args = parser.parse_args(argv)
+    exp = zoomer.Experiment(steps=args.steps)
+    w, h = args.size
+    xs, ys = zoomer.Window.around(PANEL_CENTRE, args.width, w / h).grid((h, w))
+    lrs, offsets = exp.hparams(torch.from_numpy(np.ravel(xs)), torch.from_numpy(np.ravel(ys)))
+    started = time.perf_counter()
+    sums = cpu.running_sums(exp, exp.problem(), lrs, offsets)
+    seconds = time.perf_counter() - started
+    dead_at = sums["dead_at"].numpy()
+    converged = zoomer.score.finish(exp.steps, **sums).numpy() < 0
+    lanes = cpu.lanes()
+    padded = np.pad(dead_at, (0, -dead_at.size % lanes), constant_values=0)
+    grouped = int(padded.reshape(-1, lanes).max(1).sum() * lanes)
+    print(f"{dead_at.size} runs of {exp.steps} steps around {PANEL_CENTRE}, window {args.width:g} wide: "
+          f"{seconds:.1f} s, {dead_at.sum() / seconds:.3g} run-steps/s ({torch.get_num_threads()} threads)")
+    for name, mask in (("converged", converged), ("diverged", ~converged)):
+        steps = dead_at[mask]
+        if steps.size:
+            print(f"  {name}: {mask.mean():.0%} of the runs, steps taken: median {np.median(steps):.0f}, "
+                  f"10-90% {np.percentile(steps, 10):.0f}-{np.percentile(steps, 90):.0f}, "
+                  f"{steps.sum() / dead_at.sum():.0%} of the run-steps")
+    print(f"  run-steps {dead_at.sum():.4g}; lanes held together until the group's longest run ends "
+          f"({lanes} lanes) would take {grouped:.4g} lane-steps, {1 - dead_at.sum() / grouped:.0%} of them idle")
+
+
+if __name__ == "__main__":
+    main()
