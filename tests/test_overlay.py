@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
+from zoomer.config import VideoConfig
 from zoomer.overlay import ELLIPSIS, MAX_SHARE, draw_overlay, font, layout, overlay_text
 
 PRESETS = sorted((Path(str(files("zoomer.conf"))) / "video").glob("*.yaml"))
@@ -31,7 +32,7 @@ def text_rows(out, changed) -> list[tuple[int, int]]:
 @pytest.mark.parametrize("preset", PRESETS, ids=lambda p: p.stem)
 @pytest.mark.parametrize("caption", CAPTIONS, ids=["two lines", "long"])
 def test_each_presets_overlay_covers_at_most_a_tenth_in_the_bottom_left(preset, caption):
-    video = OmegaConf.load(preset)
+    video = VideoConfig(**OmegaConf.to_container(OmegaConf.load(preset)))  # a preset sets what differs
     height, width = video.height, video.width
     out, changed = marked(height, width, overlay_text(*DEEP, caption))
     rows, cols = np.nonzero(changed)
