@@ -172,7 +172,7 @@ def frames_without_both_classes_in_the_central_fifth(run_dir, meta) -> list:
     store = FrameStore(run_dir / "frames", fingerprint(cfg, exp, start, app.zoom, 1, meta["computed_by"]))
     lay = planning.layout(start, app.zoom, app.render, app.video, 1, torch.device("cpu"))
     target = Target(tuple(meta["target"]["point"]), (), meta["target"]["decades"])
-    plan = planning.make_plan(lay, target, app.video, app.zoom.ease)
+    plan = planning.make_plan(lay, target, app.video, app.zoom.ease, exp, meta["precision"])
     keyframes = [store.load(frame_key(store, w, plan.size)) for w in plan.windows]
     bad = []
     for n, frame in enumerate(plan.frame_windows):

@@ -3,6 +3,7 @@ frame shows what its own window holds."""
 import math
 
 import numpy as np
+import torch
 
 from zoomer import Experiment
 from zoomer.color import Reference, color_frame
@@ -35,7 +36,7 @@ def keyframe_plan(field, decades=1.5, size=(41, 73)):
     """Keyframes at every doubling down `decades` decades, and a loader of their scores."""
     windows = [START.zoom(2.0**k, center=POINT) for k in range(math.floor(decades * math.log2(10)) + 1)]
     frames = zoom_path(START, POINT, decades, VIDEO.n_frames)
-    plan = Plan(Target(POINT, (START,), decades), "keyframes", windows, size, frames, 1)
+    plan = Plan(Target(POINT, (START,), decades), "keyframes", windows, size, frames, 1, (torch.float64,) * len(windows))
 
     def load(k):
         xs, ys = windows[k].axes(size)

@@ -17,7 +17,6 @@ from .config import RenderConfig
 from .guess import trained_pixels
 from .landscape import landscape, lattice_step
 from .plan import Plan
-from .precision import resolve_precision
 from .store import FrameStore
 from .window import Window
 
@@ -38,7 +37,7 @@ def missing_frames(plan: Plan, store: FrameStore) -> list[int]:
     return [i for i, w in enumerate(plan.windows) if not store.has(frame_key(store, w, plan.size))]
 
 
-def compute_frames(exp, plan: Plan, store: FrameStore, rnd: RenderConfig, device, precision, backend) -> dict:
+def compute_frames(exp, plan: Plan, store: FrameStore, rnd: RenderConfig, device, backend) -> dict:
     """Compute this shard's missing frames into the store; returns counts for the log."""
     mine = [i for i in range(len(plan.windows)) if i % rnd.num_shards == rnd.shard]
     todo = [i for i in mine if not store.has(frame_key(store, plan.windows[i], plan.size))]
@@ -53,8 +52,8 @@ def compute_frames(exp, plan: Plan, store: FrameStore, rnd: RenderConfig, device
     with progress_bar("frames", runs) as bar:
         for n, i in enumerate(todo, 1):
             window = plan.windows[i]
-            known = _runs_from_next_keyframe(exp, plan, store, i, precision, rnd.guess)
-            scores = landscape(exp, window, plan.size, device=device, dtype=precision, progress=bar.update,
+            known = _runs_from_next_keyframe(plan, store, i, rnd.guess)
+            scores = landscape(exp, window, plan.size, device=device, dtype=plan.dtypes[i], progress=bar.update,
                                backend=backend, guess=rnd.guess, known=known, supersample=plan.supersample)
             store.save(frame_key(store, window, plan.size), scores)
             elapsed = time.perf_counter() - started
@@ -63,12 +62,12 @@ def compute_frames(exp, plan: Plan, store: FrameStore, rnd: RenderConfig, device
     return {"computed": len(todo), "reused": len(mine) - len(todo)}
 
 
-def _runs_from_next_keyframe(exp, plan: Plan, store: FrameStore, k: int, precision, guess: int):
+def _runs_from_next_keyframe(plan: Plan, store: FrameStore, k: int, guess: int):
     """Keyframe k's pixels that keyframe k+1, if stored, already trained (NaN elsewhere)."""
     if plan.strategy != "keyframes" or k + 1 >= len(plan.windows):
         return None
     inner = frame_key(store, plan.windows[k + 1], plan.size)
-    same_dtype = len({resolve_precision(precision, exp, plan.windows[j], plan.size) for j in (k, k + 1)}) == 1
+    same_dtype = plan.dtypes[k] == plan.dtypes[k + 1]
     if not (store.has(inner) and same_dtype):
         return None
     scores = store.load(inner)

@@ -18,6 +18,8 @@ import torch
 
 from .config import PanelConfig, RenderConfig, VideoConfig, ZoomConfig
 from .errors import Refusal
+from .experiment import Experiment
+from .precision import resolve_precision
 from .target import Target
 from .window import Window, max_decades, zoom_path
 
@@ -52,6 +54,7 @@ class Plan:
     size: tuple  # (H, W) of each computed frame
     frame_windows: list  # every video frame's window
     supersample: int  # runs per video pixel, per side
+    dtypes: tuple  # the float type each computed frame trains in, resolved once (zoomer.precision)
 
 
 def start_window(window: Window, video: VideoConfig) -> Window:
@@ -124,11 +127,13 @@ def check_decades(lay: Layout, point, precision="float64") -> None:
         ) from None
 
 
-def make_plan(lay: Layout, target: Target, video: VideoConfig, ease: float) -> Plan:
-    """Every video frame's window, and the windows of the frames to compute."""
+def make_plan(lay: Layout, target: Target, video: VideoConfig, ease: float, exp: Experiment, precision) -> Plan:
+    """Every video frame's window, the windows of the frames to compute and the float type
+    each trains in (engine.precision; auto: per window)."""
     frame_windows = zoom_path(lay.start, target.point, lay.decades, video.n_frames, ease)
     if lay.strategy == "exact":
         windows = frame_windows
     else:
         windows = [lay.start.zoom(2.0**k, center=target.point) for k in range(lay.n_computed)]
-    return Plan(target, lay.strategy, windows, lay.size, frame_windows, lay.supersample)
+    dtypes = tuple(resolve_precision(precision, exp, w, lay.size) for w in windows)
+    return Plan(target, lay.strategy, windows, lay.size, frame_windows, lay.supersample, dtypes)

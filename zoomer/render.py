@@ -24,7 +24,7 @@ from .engine import computed_by
 from .errors import Interrupted, Refusal, interruptible
 from .experiment import Experiment
 from .plan import Layout, Plan, layout, make_plan, start_window, supersample, zoom_decades
-from .precision import dtypes, resolve_precision
+from .precision import dtypes
 from .preflight import (check_decades_reachable, check_disk_space, check_near_boundary,
                         check_store_exists, check_target_point, check_writable, ffmpeg_exe,
                         last_frame_classes)
@@ -76,7 +76,7 @@ def render(cfg, run_dir: Path) -> dict:
         check_disk_space(store.root, lay.n_computed, lay.size)
     with interruptible("the target search was stopped; nothing was written but the frame store's manifest"):
         target = _target(exp, lay, app.search, point, device, eng.precision, store)
-    plan = make_plan(lay, target, video, zoom.ease)
+    plan = make_plan(lay, target, video, zoom.ease, exp, eng.precision)
     if point is not None and rnd.mode != "assemble" and missing_frames(plan, store):
         with interruptible("nothing was computed yet"):
             check_near_boundary(exp, lay, condition, point, device, eng.precision)
@@ -85,7 +85,7 @@ def render(cfg, run_dir: Path) -> dict:
     if rnd.mode != "assemble":
         t = time.perf_counter()
         try:
-            counts = compute_frames(exp, plan, store, rnd, device, eng.precision, eng.backend)
+            counts = compute_frames(exp, plan, store, rnd, device, eng.backend)
         except KeyboardInterrupt:
             done = len(plan.windows) - len(missing_frames(plan, store))
             raise Interrupted(
@@ -209,9 +209,7 @@ def metadata(cfg, exp, plan: Plan, device, precision, timings, counts, missing, 
         **provenance(device),
         "precision": precision,
         "computed_by": runner,
-        "computed_dtypes": [
-            str(resolve_precision(precision, exp, w, plan.size)).removeprefix("torch.") for w in plan.windows
-        ],
+        "computed_dtypes": [str(dtype).removeprefix("torch.") for dtype in plan.dtypes],
         "outputs": outputs,
     }
 
