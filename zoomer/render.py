@@ -77,7 +77,8 @@ def render(cfg, run_dir: Path) -> dict:
     with interruptible("the target search was stopped; nothing was written but the frame store's manifest"):
         target = _target(exp, lay, app.search, point, device, eng.precision, store)
     plan = make_plan(lay, target, video, zoom.ease, exp, eng.precision)
-    if point is not None and rnd.mode != "assemble" and missing_frames(plan, store):
+    # A manual point's last frame must hold both classes; a panel's was checked above.
+    if point is not None and not toward_panel and rnd.mode != "assemble" and missing_frames(plan, store):
         with interruptible("nothing was computed yet"):
             check_near_boundary(exp, lay, condition, point, device, eng.precision)
     timings = {"target_s": time.perf_counter() - t0}
