@@ -34,7 +34,7 @@ def test_explicit_precisions_are_kept():
 
 
 def test_a_bad_precision_names_the_setting_and_the_choices():
-    with pytest.raises(ValueError, match=r"engine.precision='half' must be one of \['float64', 'float32', 'auto'\]"):
+    with pytest.raises(ValueError, match=r"engine.precision='half' must be one of \['float64', 'float32', 'perturbation', 'auto'\]"):
         resolve_precision("half", zoomer.Experiment(), DEFAULT, SIZE)
 
 

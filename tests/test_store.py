@@ -143,8 +143,9 @@ def test_target_sweep_writes_a_sheet_and_a_ranking(tmp_path):
     found = [r for r in ranking if r["found"]]
     assert sorted(r["seed"] for r in found) == [3, 5] and found[0]["rank"] == 1
     assert found[0]["rank_score"] >= found[1]["rank_score"]  # Target.rank_score, as every search ranks
-    # The override renders the landscape the candidate was searched in (its steps included).
-    assert found[0]["override"].startswith("experiment=tanh experiment.steps=20 zoom=manual zoom.target=["
+    # The override renders the landscape the candidate was searched in (its steps and precision included).
+    assert found[0]["override"].startswith("experiment=tanh experiment.steps=20 engine.precision=float32 zoom=manual "
+                                           "zoom.target=["
                                            f"{found[0]['point'][0]!r},")
     sheet = Image.open(tmp_path / "contact_sheet.png")
     assert sheet.width > 2 * 16 and sheet.height > 16  # two thumbnails and their captions

@@ -30,7 +30,9 @@ def progress_bar(desc: str, total: Optional[int] = None, unit: str = "run"):
 
 
 def frame_key(store: FrameStore, window: Window, size) -> str:
-    return store.key({"window": [window.cx, window.cy, window.half_w, window.half_h], "size": list(size)})
+    """A keyframe's name in the store: its window (a deep one's exact centre too) and size."""
+    deep = {} if window.exact is None else {"center": [str(c) for c in window.exact]}
+    return store.key({"window": [window.cx, window.cy, window.half_w, window.half_h], "size": list(size), **deep})
 
 
 def missing_frames(plan: Plan, store: FrameStore) -> list[int]:

@@ -138,6 +138,12 @@ def still_figure(rgb: np.ndarray, window: Window, labels: tuple[str, str], title
     ticks = linear_ticks if linear else edge_ticks
     if linear:
         labels = tuple(label.removeprefix("log10 ") for label in labels)
+    if window.exact is not None:  # deeper than float64 holds: offsets from the exact centre
+        digits = 3 + max(0, math.ceil(-math.log10(min(window.width, window.height))))
+        centre = [f"{c:.{digits}g}" for c in window.exact]
+        labels = tuple(f"{label} - c{axis}" for label, axis in zip(labels, "xy"))
+        title = f"{title}; centre ({centre[0]}, {centre[1]})"
+        window = Window(0.0, 0.0, window.half_w, window.half_h)
     height, width = rgb.shape[:2]
     xticks, yticks = ticks(*window.x_bounds), ticks(*window.y_bounds)
     font_size = max(12, min(height, width) // 40)

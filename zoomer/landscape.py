@@ -1,7 +1,8 @@
 """One frame's score image: the frame-level decisions above the engine.
 
 The engine trains lists of runs; a frame decides which runs it needs. It picks the float
-type for its window (precision "auto", zoomer.precision), trains only near the boundary
+type for its window (precision "auto", zoomer.precision; past float64's reach, runs as
+differences from a high-precision reference, zoomer.perturbation), trains only near the boundary
 (solid guessing, zoomer.guess) and takes runs another frame already trained (`known`).
 """
 from __future__ import annotations
@@ -12,12 +13,13 @@ from typing import Optional
 import numpy as np
 import torch
 
+from . import perturbation
 from .engine import train_grid
 from .experiment import Experiment
 from .config.parts import check_guess
 from .guess import solid_guess
 from .precision import resolve_precision
-from .window import Window, check_size
+from .window import PERTURBATION, Window, check_size
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +57,14 @@ def landscape(
     if dtype == "auto":
         dtype = resolve_precision(dtype, exp, window, (h, w))
     window.check_resolution((h, w), dtype)
-    xs, ys = window.axes((h, w))
     counts = {"trained": 0, "reused": 0}
+    if dtype == PERTURBATION:
+        dxs, dys = window.offsets((h, w))
+        run = lambda i, j: _perturbed(exp, window, dxs[j], dys[i], device, progress)  # noqa: E731
+    else:
+        xs, ys = window.axes((h, w))
+        run = lambda i, j: train_grid(exp, xs[j], ys[i], device=device, dtype=dtype,  # noqa: E731
+                                      progress=progress, backend=backend)
 
     def train(i, j):
         scores = known[i, j] if known is not None else np.full(i.size, np.nan)
@@ -66,8 +74,7 @@ def landscape(
         if progress is not None:
             progress(int(todo.size - todo.sum()))
         if todo.any():
-            scores[todo] = train_grid(exp, xs[j[todo]], ys[i[todo]], device=device, dtype=dtype,
-                                      progress=progress, backend=backend)
+            scores[todo] = run(i[todo], j[todo])
         return scores
 
     step = lattice_step(guess, supersample)
@@ -76,3 +83,16 @@ def landscape(
         log.info("%d x %d frame: trained %d runs (%.0f%%), %d reused from another frame",
                  w, h, counts["trained"], 100 * counts["trained"] / (h * w), counts["reused"])
     return scores
+
+
+def _perturbed(exp: Experiment, window: Window, dxs, dys, device, progress) -> np.ndarray:
+    """Scores of the runs at these offsets from the window's exact centre, trained as
+    differences from a reference run (zoomer.perturbation); says how many stayed glitched."""
+    out = perturbation.render(exp, window.exact_center, dxs, dys, device=device or "cpu")
+    if out.glitched.any():
+        log.warning("%d of %d runs still differ too much from their nearest of %d reference runs "
+                    "(zoomer.perturbation); their scores may be off", int(out.glitched.sum()), out.glitched.size,
+                    len(out.references))
+    if progress is not None:
+        progress(dxs.size)
+    return out.scores

@@ -39,11 +39,9 @@ import torch
 from .errors import Refusal
 from .experiment import Experiment, Problem
 from .score import CAP, ScoreAccumulator
+from .window import PERTURBATION_NARROWEST
 
 DIGITS = 40  # decimal digits of the reference's coordinates and constants (DD holds ~32)
-# Offsets inside a frame narrower than this (log10 units) are below what DD resolves:
-# a reference rate of ~1 is held to ~1e-32, and pixels need a few digits between them.
-DEEPEST = 1e-29
 # A pixel whose largest weight difference is this many times its own largest weight holds
 # its state to only ~eps * GLITCH_RATIO of itself (the reference has run away from it):
 # it is re-rendered from a nearer reference.
@@ -518,8 +516,8 @@ def render(exp: Experiment, centre, dx, dy, device="cpu", max_references: int = 
     at least one pixel), up to max_references references in all."""
     dx, dy = np.asarray(dx, np.float64).ravel(), np.asarray(dy, np.float64).ravel()
     extent = max(np.ptp(dx), np.ptp(dy))
-    if 0 < extent < DEEPEST:
-        raise Refusal(f"engine.precision=perturbation resolves frames down to {DEEPEST:g} wide "
+    if 0 < extent < PERTURBATION_NARROWEST:
+        raise Refusal(f"engine.precision=perturbation resolves frames down to {PERTURBATION_NARROWEST:g} wide "
                       f"(double-double reference); this one is {extent:.3g}")
     prob = exp.problem().to(device)
     with localcontext() as ctx:

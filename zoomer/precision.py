@@ -1,4 +1,5 @@
-"""Which float type renders a frame: float32 where it draws float64's picture, else float64.
+"""Which float type renders a frame: float32 where it draws float64's picture, float64
+where it resolves the pixels, perturbation (zoomer.perturbation) deeper.
 
 float32 runs about twice as fast, but near the boundary training is chaotic: rounding
 flips the class of pixels in a band around the boundary, and the band is a larger share
@@ -13,7 +14,10 @@ where float32 still agreed on >= 99% of pixels:
 
 So "auto" uses float32 only for windows at least FLOAT32_MIN_WIDTH wide (every measured
 window that wide agreed on >= 99%), never for minibatch training, and never for longer
-training than was measured (more steps amplify rounding further); otherwise float64.
+training than was measured (more steps amplify rounding further); otherwise float64, and
+past float64's reach (neighbouring pixels' hyperparameters a few ulps apart, about 13
+decades) perturbation: float64 differences from a double-double reference run, about 20x
+a float64 run's cost, so only where float64 cannot draw the frame at all.
 """
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ from .config import Precision
 from .config.parts import choice
 from .errors import Refusal
 from .experiment import Experiment
-from .window import Window, check_size
+from .window import PERTURBATION, Window, check_size
 
 # The narrowest window (axis units, i.e. decades of the hyperparameter) measured to agree
 # on >= 99% of pixels in every condition but minibatch: one decade into the default 8.
@@ -31,19 +35,35 @@ FLOAT32_MIN_WIDTH = 0.8
 FLOAT32_MAX_STEPS = 100  # the training length it was measured at
 
 
-def resolve_precision(precision: str, exp: Experiment, window: Window, size) -> torch.dtype:
-    """The dtype for rendering `window` at `size` = (H, W): precision is 'float32',
-    'float64', or 'auto' for float32 where the measurements above show it suffices."""
+def resolve_precision(precision: str, exp: Experiment, window: Window, size) -> torch.dtype | str:
+    """How to train `window` at `size` = (H, W): a torch dtype, or "perturbation". precision
+    is 'float32', 'float64', 'perturbation', or 'auto' for float32 where the measurements
+    above show it suffices, float64 where it resolves the pixels, perturbation past that."""
     precision = choice(Precision, precision, "engine.precision")
+    if precision == Precision.perturbation:
+        return PERTURBATION
     if precision != Precision.auto:
         return getattr(torch, precision.value)
-    return torch.float32 if float32_suffices(exp, window, size) else torch.float64
+    if float32_suffices(exp, window, size):
+        return torch.float32
+    return deep_or_float64(window, size)
 
 
-def dtypes(precision: str) -> tuple[torch.dtype, ...]:
-    """The float types a render with this engine.precision may train in."""
+def deep_or_float64(window: Window, size) -> torch.dtype | str:
+    """float64 where it tells this window's pixels apart, else perturbation."""
+    try:
+        window.check_resolution(check_size(size), torch.float64)
+        return torch.float64
+    except Refusal:
+        return PERTURBATION
+
+
+def dtypes(precision: str) -> tuple[torch.dtype | str, ...]:
+    """The float types (and "perturbation") a render with this engine.precision may train in."""
     precision = choice(Precision, precision, "engine.precision")
-    return (torch.float32, torch.float64) if precision == Precision.auto else (getattr(torch, precision.value),)
+    if precision == Precision.auto:
+        return (torch.float32, torch.float64, PERTURBATION)
+    return (resolve_precision(precision, None, None, None),)
 
 
 def float32_suffices(exp: Experiment, window: Window, size) -> bool:

@@ -22,8 +22,8 @@ from .dimension import edges
 from .errors import Refusal
 from .landscape import landscape
 from .plan import Layout, check_decades
-from .precision import dtypes
-from .window import Window
+from .precision import deep_or_float64, dtypes
+from .window import PERTURBATION, Window, coordinate, point_json
 
 # A manual target's last frame, sampled at NEAR_SIDE pixels a side, must hold both classes.
 NEAR_SIDE = 9
@@ -37,8 +37,12 @@ def check_backend(backend: str, exp, device: torch.device, precision: str) -> No
         raise Refusal(f"engine.backend must be one of {list(kernels.BACKENDS)}, got {backend!r}")
     if backend in ("auto", "torch"):
         return
+    if precision == PERTURBATION:
+        raise Refusal(f"engine.backend={backend} trains float32 and float64 runs; engine.precision={PERTURBATION} "
+                      "trains its differences through torch: use engine.backend=auto")
     for dtype in dtypes(precision):
-        kernels.find(backend, exp, device, dtype)
+        if dtype != PERTURBATION:  # auto's deep frames train through torch, whatever the backend
+            kernels.find(backend, exp, device, dtype)
 
 
 def check_target_point(zoom: ZoomConfig, condition: Window) -> tuple[float, float] | None:
@@ -47,10 +51,10 @@ def check_target_point(zoom: ZoomConfig, condition: Window) -> tuple[float, floa
         return None
     if zoom.target == "center":
         return condition.center
-    x, y = zoom.target
+    x, y = (coordinate(v) for v in zoom.target)
     (x0, x1), (y0, y1) = condition.x_bounds, condition.y_bounds
     if not (x0 <= x <= x1 and y0 <= y <= y1):
-        raise Refusal(f"zoom.target=[{x:g}, {y:g}] is outside the experiment's window x {list(condition.x_bounds)}, "
+        raise Refusal(f"zoom.target=[{x:.6g}, {y:.6g}] is outside the experiment's window x {list(condition.x_bounds)}, "
                          f"y {list(condition.y_bounds)}; choose a point inside it (or set experiment.window)")
     return x, y
 
@@ -123,8 +127,8 @@ def _bytes(n: float) -> str:
 
 def last_frame_classes(exp, lay: Layout, point, device, precision: str) -> np.ndarray:
     """Which runs converge in a coarse sample (NEAR_SIDE a side) of the zoom's last frame."""
-    dtype = "float64" if precision == "auto" else precision
     last = lay.start.zoom(10**lay.decades, point)
+    dtype = deep_or_float64(last, (NEAR_SIDE, NEAR_SIDE)) if precision == "auto" else precision
     return converged(landscape(exp, last, (NEAR_SIDE, NEAR_SIDE), device=device, dtype=dtype))
 
 
@@ -139,11 +143,11 @@ def check_near_boundary(exp, lay: Layout, condition: Window, point, device, prec
     found = np.argwhere(edges(overview))
     what = "converge" if classes.all() else "diverge"
     if not found.size:
-        raise Refusal(f"zoom.target={list(point)}: every run near it and in the whole window {what}s; "
+        raise Refusal(f"zoom.target={point_json(point)}: every run near it and in the whole window {what}s; "
                          "this experiment shows no boundary there")
     xs, ys = condition.axes((SUGGEST_SIDE, SUGGEST_SIDE))
     corners = np.stack([(ys[found[:, 0]] + ys[found[:, 0] + 1]) / 2, (xs[found[:, 1]] + xs[found[:, 1] + 1]) / 2], 1)
-    nearest = corners[np.argmin(np.hypot(corners[:, 1] - point[0], corners[:, 0] - point[1]))]
-    raise Refusal(f"zoom.target={list(point)} is not on the boundary: every run of the last frame {what}s. "
+    nearest = corners[np.argmin(np.hypot(corners[:, 1] - float(point[0]), corners[:, 0] - float(point[1])))]
+    raise Refusal(f"zoom.target={point_json(point)} is not on the boundary: every run of the last frame {what}s. "
                      f"The nearest boundary point is about zoom.target=[{nearest[1]:.4f},{nearest[0]:.4f}] "
                      "(or use zoom=auto to search one)")

@@ -33,7 +33,7 @@ from .run_setup import RunSetup
 from .atomic import AtomicFile, remove_stale, write_atomic
 from .store import FrameStore
 from .target import Target, search_target
-from .window import Window
+from .window import Window, coordinate
 
 log = logging.getLogger(__name__)
 
@@ -140,8 +140,8 @@ def _target(exp, lay: Layout, search: SearchConfig, point, device, precision,
         return Target(point, (lay.start.zoom(1.0, point), lay.start.zoom(10**lay.decades, point)), lay.decades)
     saved = store.read_json("target.json") if store is not None else None
     if saved is not None:
-        levels = tuple(Window.from_bounds(tuple(w["x"]), tuple(w["y"])) for w in saved["levels"])
-        return Target(tuple(saved["point"]), levels, lay.decades)  # the fingerprint holds the zoom
+        levels = tuple(Window.from_dict(w) for w in saved["levels"])
+        return Target(tuple(map(coordinate, saved["point"])), levels, lay.decades)  # the fingerprint holds the zoom
     log.info("searching a zoom target %.1f decades deep (search.seed %d, %d candidate(s))", lay.decades,
              search.seed, search.candidates)
     with progress_bar("target search") as bar:

@@ -3,6 +3,8 @@
     zoomer-still experiment=relu size=2048 color=fire_ice
     zoomer-still target=auto magnification=1e6 figure=true   (target: center | auto | [x, y])
     zoomer-still experiment.window.x=[0,2] experiment.window.y=[1,3]
+    zoomer-still target="['1.123844266915311904226875','2.301807567063441950281234']" magnification=1e22
+                 (past float64's ~13 decades engine.precision=auto trains by perturbation)
 
 Writes into Hydra's run directory: still.png, with figure=true figure.png (axes in
 hyperparameter units, ticks at the window's edges, a title), and metadata.json (the
@@ -26,6 +28,7 @@ from .plan import supersample
 from .figure import still_figure
 from .study import Study, write_json
 from .video import save_png
+from .window import point_json
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +50,7 @@ def render_still(cfg: StillConfig, out: Path, config: dict | None = None) -> dic
         start = study.start.with_aspect(width / height)
         center, _ = study.center(cfg, start)
         window = start.zoom(cfg.magnification, center)
-    window.check_resolution((height * k, width * k))
+    window.check_resolution((height * k, width * k), study.precision)
     timings = {"target_s": time.perf_counter() - started}
 
     tick = time.perf_counter()
@@ -71,7 +74,7 @@ def render_still(cfg: StillConfig, out: Path, config: dict | None = None) -> dic
     metadata = {
         **study.record(cfg, config, timings),
         "window": window.to_dict(),
-        "center": list(center),
+        "center": point_json(center),  # a deep one to every digit
         "magnification": cfg.magnification,
         "panel": None if cfg.panel is None else {"title": cfg.panel.title, "x": cfg.panel.x, "y": cfg.panel.y},
         "box_dimension": dimension,  # of this image's boundary (zoomer.dimension), at its resolution

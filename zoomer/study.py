@@ -15,7 +15,7 @@ from .config import PanelConfig, StudyConfig
 from .provenance import provenance
 from .run_setup import RunSetup
 from .target import search_target
-from .window import Window
+from .window import Window, coordinate
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class Study(RunSetup):
             found, candidates = search_target(self.experiment, start, cfg.decades, cfg.search, device=self.device,
                                               dtype=self.precision)
             return found.point, candidates
-        return (float(cfg.target[0]), float(cfg.target[1])), []
+        return (coordinate(cfg.target[0]), coordinate(cfg.target[1])), []
 
     def provenance(self) -> dict:
         """Versions, the device and the precision: enough to tell whether two results compare."""

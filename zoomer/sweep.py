@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from PIL import Image, ImageDraw, ImageFont
 
 from .color import Reference, color_frame
-from .config import HYDRA_VERSION_BASE, Quality, TargetsConfig, register_configs
+from .config import HYDRA_VERSION_BASE, EngineConfig, Quality, TargetsConfig, register_configs
 from .errors import run_reporting_errors
 from .landscape import landscape
 from .plan import start_window
@@ -29,6 +29,7 @@ from .run_setup import RunSetup
 from .study import write_json
 from .target import NoTargetError, search_target
 from .video import save_png
+from .window import point_json
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +49,11 @@ def candidate(cfg: DictConfig, run_dir: Path) -> dict:
         scores = landscape(exp, target.levels[-1], (app.thumb, app.thumb), device=device, dtype=precision,
                            backend=run.backend)
         save_png(run_dir / "thumb.png", color_frame(scores, Reference.from_scores(scores), app.color, exp.readout))
-        (x, y) = target.point
-        row.update(found=True, point=[x, y], rank_score=target.rank_score, structure=list(target.structure),
+        point = ",".join(f"'{c}'" if isinstance(c, str) else repr(c) for c in point_json(target.point))
+        row.update(found=True, point=point_json(target.point), rank_score=target.rank_score,
+                   structure=list(target.structure),
                    override=f"experiment={app.experiment.name}{_same_landscape(app)} zoom=manual "
-                            f"zoom.target=[{x!r},{y!r}] zoom.decades={app.decades}")
+                            f"zoom.target=[{point}] zoom.decades={app.decades}")
     write_json(run_dir / "candidate.json", row)
     log.info("seed %d: %s", app.search.seed, f"rank score {row['rank_score']:.3f}" if row["found"] else row["reason"])
     return row
@@ -60,7 +62,8 @@ def candidate(cfg: DictConfig, run_dir: Path) -> dict:
 def _same_landscape(app: TargetsConfig) -> str:
     """The overrides that give zoomer the landscape this candidate was searched in."""
     steps = "" if app.experiment.steps is None else f" experiment.steps={app.experiment.steps}"
-    return steps + ("" if app.quality == Quality.auto else f" quality={app.quality}")
+    precision = "" if app.engine.precision == EngineConfig.precision else f" engine.precision={app.engine.precision.value}"
+    return steps + ("" if app.quality == Quality.auto else f" quality={app.quality}") + precision
 
 
 def rank(folder: Path) -> list[dict]:

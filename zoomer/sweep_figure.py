@@ -34,7 +34,7 @@ def panel_image(run_dir: Path) -> Image.Image:
     """One still of a run directory, framed by its axes and titled with its dimension."""
     meta = json.loads((run_dir / "metadata.json").read_text())
     rgb = np.asarray(Image.open(run_dir / "still.png").convert("RGB"))
-    window = Window.from_bounds(tuple(meta["window"]["x"]), tuple(meta["window"]["y"]))
+    window = Window.from_dict(meta["window"])
     name = meta["panel"]["title"] if meta.get("panel") else meta["experiment"]
     dimension = meta.get("box_dimension")
     title = name if dimension is None else f"{name}: D = {dimension:.2f}"

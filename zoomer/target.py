@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
+from decimal import Decimal
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -33,7 +34,8 @@ from .landscape import landscape
 from .config import SearchConfig
 from .errors import Refusal
 from .experiment import Experiment
-from .window import Window
+from .precision import resolve_precision
+from .window import PERTURBATION, Window, point_json
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +76,7 @@ class Target:
 
     def to_dict(self) -> dict:
         found = {"structure": list(self.structure), "rank_score": self.rank_score} if self.structure else {}
-        return {"point": list(self.point), "decades": self.decades, "levels": [w.to_dict() for w in self.levels], **found}
+        return {"point": point_json(self.point), "decades": self.decades, "levels": [w.to_dict() for w in self.levels], **found}
 
 
 def holds_both_classes(scores: np.ndarray, share: float = CENTRAL_SHARE) -> bool:
@@ -182,6 +184,9 @@ def _refine(exp, start, decades, rng, resolution, zoom, device, dtype, progress)
         if window.width <= final_width:
             return point
         window = Window.around(point, window.width / zoom, window.half_w / window.half_h)
+        deep = dtype in ("auto", PERTURBATION) and resolve_precision(dtype, exp, window, size) == PERTURBATION
+        if deep and window.exact is None:  # from here on points keep every digit
+            window = Window.around(tuple(map(Decimal, point)), window.width, window.half_w / window.half_h)
 
 
 def _pick(scores, window: Window, rng, first: bool, zoom: float):
@@ -227,7 +232,7 @@ def _pick(scores, window: Window, rng, first: bool, zoom: float):
         best = cand[np.argsort(-weight, kind="stable")[: max(TOP_LEAST, math.ceil(TOP_SHARE * cand.size))]]
     k = rng.choice(best)
     i, j = divmod(int(k), w)
-    return (float(window.cx + gx[i, j] * window.half_w), float(window.cy + gy[i, j] * window.half_h))
+    return window.point(gx[i, j], gy[i, j])
 
 
 def _verified_structure(exp, start: Window, point, decades, resolution, device, dtype, progress):

@@ -6,7 +6,8 @@ x = linspace(x0, x1, W)[j], y = linspace(y0, y1, H)[i].
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from decimal import Decimal, localcontext
 
 import numpy as np
 
@@ -16,6 +17,17 @@ from .errors import Refusal
 # and of the hyperparameter 10**coordinate (in the float type that trains), or the image
 # is made of repeated runs.
 MIN_ULPS_PER_PIXEL = 8
+# The narrowest frame engine.precision=perturbation resolves (axis units): its reference run
+# is double-double, about 32 digits, and neighbouring pixels need a few digits between them.
+PERTURBATION_NARROWEST = 1e-29
+DIGITS = 60  # significant digits of a deep point's arithmetic: far past what perturbation resolves
+PERTURBATION = "perturbation"  # engine.precision's name for training as differences (zoomer.perturbation)
+
+
+def coordinate(value) -> float | Decimal:
+    """One axis coordinate as given: a number is a float; a decimal string keeps every
+    digit (a Decimal), for zooms deeper than float64 resolves."""
+    return Decimal(value) if isinstance(value, (str, Decimal)) else float(value)
 
 
 @dataclass(frozen=True)
@@ -26,6 +38,9 @@ class Window:
     cy: float
     half_w: float
     half_h: float
+    # The centre to every digit it was given (Decimals), where a target is deeper than
+    # float64 holds; cx, cy are then its float64 roundings. None: cx, cy are exact.
+    exact: tuple[Decimal, Decimal] | None = None
 
     def __post_init__(self):
         for name in ("cx", "cy", "half_w", "half_h"):
@@ -47,9 +62,17 @@ class Window:
         return cls((x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 2, (y1 - y0) / 2)
 
     @classmethod
+    def from_dict(cls, d: dict) -> "Window":
+        """The window to_dict wrote (a deep one with its exact centre)."""
+        if "center" in d:
+            return cls.around(tuple(Decimal(c) for c in d["center"]), d["width"], d["width"] / d["height"])
+        return cls.from_bounds(tuple(d["x"]), tuple(d["y"]))
+
+    @classmethod
     def around(cls, center: tuple[float, float], width: float, aspect: float) -> "Window":
-        """A window of the given width centred on a point; aspect = width / height."""
-        return cls(float(center[0]), float(center[1]), width / 2, width / 2 / aspect)
+        """A window of the given width centred on a point; aspect = width / height. A point
+        with a Decimal coordinate (a deep target) is kept exactly."""
+        return cls(float(center[0]), float(center[1]), width / 2, width / 2 / aspect, _exact(center))
 
     @property
     def x_bounds(self) -> tuple[float, float]:
@@ -60,8 +83,25 @@ class Window:
         return (self.cy - self.half_h, self.cy + self.half_h)
 
     @property
-    def center(self) -> tuple[float, float]:
-        return (self.cx, self.cy)
+    def center(self) -> tuple:
+        """The centre as given: Decimals for a deep window, floats otherwise."""
+        return self.exact if self.exact is not None else (self.cx, self.cy)
+
+    @property
+    def exact_center(self) -> tuple[Decimal, Decimal]:
+        """The centre as Decimals (a float centre converts exactly)."""
+        return self.exact if self.exact is not None else (Decimal(self.cx), Decimal(self.cy))
+
+    def point(self, ux: float, uy: float) -> tuple:
+        """The point at (ux, uy) half extents from the centre: Decimals in a deep window,
+        so a search can go on below float64's reach."""
+        if self.exact is None:
+            return (float(self.cx + ux * self.half_w), float(self.cy + uy * self.half_h))
+        # to a millionth of the window's scale: every digit that can matter, and no float noise
+        quantum = Decimal(10) ** (math.floor(math.log10(min(self.half_w, self.half_h))) - 6)
+        with localcontext(prec=DIGITS):
+            return ((self.exact[0] + Decimal(ux * self.half_w)).quantize(quantum),
+                    (self.exact[1] + Decimal(uy * self.half_h)).quantize(quantum))
 
     @property
     def farthest_corner(self) -> tuple[float, float]:
@@ -79,17 +119,23 @@ class Window:
 
     def zoom(self, factor: float, center: tuple[float, float] | None = None) -> "Window":
         """Magnify by `factor` (2 halves the extents) about `center` (default: own centre)."""
-        cx, cy = center if center is not None else self.center
-        return Window(cx, cy, self.half_w / factor, self.half_h / factor)
+        center = center if center is not None else self.center
+        return Window(float(center[0]), float(center[1]), self.half_w / factor, self.half_h / factor, _exact(center))
 
     def with_aspect(self, aspect: float) -> "Window":
         """The same centre and width, with height = width / aspect (no stretched pixels)."""
-        return Window(self.cx, self.cy, self.half_w, self.half_w / aspect)
+        return replace(self, half_h=self.half_w / aspect)
 
     def axes(self, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         """Pixel coordinates (xs of length W, ys of length H) for size = (H, W)."""
         h, w = check_size(size)
         return _pixels(self.cx, self.half_w, w), _pixels(self.cy, self.half_h, h)
+
+    def offsets(self, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """Pixel coordinates relative to the centre (dxs of length W, dys of length H): what
+        engine.precision=perturbation trains from, at any depth."""
+        h, w = check_size(size)
+        return _pixels(0.0, self.half_w, w), _pixels(0.0, self.half_h, h)
 
     def grid(self, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         """Flattened (x, y) coordinates of every pixel, row-major from the lowest y."""
@@ -99,9 +145,18 @@ class Window:
 
     def check_resolution(self, size: tuple[int, int], dtype="float64") -> None:
         """Refuse a window too deep for `dtype` (the float type its runs train in, a torch
-        dtype or its name; "auto", engine.precision's, is float64's bound, since auto trains
-        float32 only where float32 resolves): neighbouring pixels must stay distinct runs."""
-        name = "float64" if dtype == "auto" else str(dtype).removeprefix("torch.")
+        dtype or its name; "perturbation" or "auto", which turns to perturbation past float64,
+        by perturbation's bound): neighbouring pixels must stay distinct runs."""
+        if dtype in (PERTURBATION, "auto"):
+            dxs, dys = self.offsets(size)
+            step = min(np.min(np.diff(d)) if len(d) > 1 else math.inf for d in (dxs, dys))
+            if step * MIN_ULPS_PER_PIXEL < PERTURBATION_NARROWEST:
+                raise Refusal(
+                    f"window is too deep for engine.precision={dtype}: neighbouring pixels are {step:.3g} apart, "
+                    f"below the {PERTURBATION_NARROWEST / MIN_ULPS_PER_PIXEL:.3g} its double-double reference "
+                    "run resolves; use a shallower zoom or fewer pixels")
+            return
+        name = str(dtype).removeprefix("torch.")
         xs, ys = self.axes(size)
         for axis, c in (("x", xs), ("y", ys)):
             if len(c) < 2:
@@ -115,11 +170,28 @@ class Window:
                     f"window is too deep for {name} (engine.precision) on the {axis} axis: neighbouring "
                     f"pixels are {step:.3g} apart at coordinate {np.max(np.abs(c)):.6g}, below "
                     f"{MIN_ULPS_PER_PIXEL} {name} ulps; use a shallower zoom"
-                    + (" or engine.precision=float64" if name != "float64" else "")
+                    + (" or engine.precision=float64" if name != "float64" else
+                       f" or engine.precision={PERTURBATION} (or auto)")
                 )
 
     def to_dict(self) -> dict:
-        return {"x": list(self.x_bounds), "y": list(self.y_bounds)}
+        """Bounds as floats and, for a deep window, its exact centre and extents as strings."""
+        bounds = {"x": list(self.x_bounds), "y": list(self.y_bounds)}
+        if self.exact is None:
+            return bounds
+        return {**bounds, "center": [str(c) for c in self.exact], "width": self.width, "height": self.height}
+
+
+def point_json(point) -> list:
+    """A point for JSON: floats as they are, a deep point's Decimals as strings."""
+    return [str(c) if isinstance(c, Decimal) else c for c in point]
+
+
+def _exact(center) -> tuple[Decimal, Decimal] | None:
+    """A centre's Decimals when it has any (a deep target), else None."""
+    if any(isinstance(c, Decimal) for c in center):
+        return (Decimal(center[0]), Decimal(center[1]))
+    return None
 
 
 def _pixels(mid: float, half: float, n: int) -> np.ndarray:

@@ -22,10 +22,12 @@ class Quality(Choice):
 
 
 class Precision(Choice):
-    """The float type runs train in; auto = float32 where measured to agree (zoomer.precision)."""
+    """The float type runs train in; auto = float32 where measured to agree, perturbation
+    past float64's reach (zoomer.precision)."""
 
     float64 = "float64"
     float32 = "float32"
+    perturbation = "perturbation"  # float64 differences from a double-double reference run
     auto = "auto"
 
 

@@ -9,6 +9,7 @@ both when Hydra builds the object and when Python code does.
 from __future__ import annotations
 
 import math
+from decimal import Decimal, InvalidOperation
 from dataclasses import MISSING, dataclass, field, fields, make_dataclass
 from enum import Enum
 from importlib.resources import files
@@ -42,15 +43,27 @@ def choice(enum: type[E], value, key: str) -> E:
 
 
 def check_target(value, key: str):
-    """`auto`, `center`, `panel` or [x, y]: two finite numbers in axis units (log10). Returns it."""
+    """`auto`, `center`, `panel` or [x, y]: two finite numbers in axis units (log10), each a
+    number or, to keep digits past float64's for a deep zoom, a decimal string. Returns it
+    (numbers as floats, strings as given)."""
     if value in ("auto", "center", "panel"):
         return value
-    if not (isinstance(value, (list, tuple)) and len(value) == 2
-            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)):
+    if not (isinstance(value, (list, tuple)) and len(value) == 2 and all(_finite(v) for v in value)):
         raise Refusal(f"{key}={value!r} must be auto (search the boundary), center (the window's centre), "
                       "panel (the centre of the condition's panel in the paper's figure) "
-                      "or [x, y], two finite numbers in axis units (log10)")
-    return [float(v) for v in value]
+                      "or [x, y], two finite numbers in axis units (log10); for a zoom deeper than float64 "
+                      "holds, decimal strings keep every digit: ['1.12384426690000000000001','2.3018']")
+    return [v if isinstance(v, str) else float(v) for v in value]
+
+
+def _finite(v) -> bool:
+    """A finite number, or a string that reads as one (a deep target's decimal)."""
+    if isinstance(v, str):
+        try:
+            return Decimal(v.strip()).is_finite() and v.strip() == v
+        except InvalidOperation:
+            return False
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def check_guess(step):
@@ -153,7 +166,7 @@ class EngineConfig:
     """
 
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: Precision = Precision.float64  # float64 | float32 | auto (float32 where measured to agree)
+    precision: Precision = Precision.float64  # float64 | float32 | perturbation | auto (float32 where measured to agree, perturbation past float64)
     backend: str = "auto"  # auto | torch | a fused kernel (zoomer/kernels)
 
     def __post_init__(self) -> None:
