@@ -30,6 +30,15 @@ def test_quality_picks_the_preview_by_depth_the_condition_s_paper_steps_or_the_s
     assert steps_for(Quality.preview, 42, CPU, 1000, decades=6.0) == 42  # experiment.steps wins
 
 
+def test_steps_too_few_for_the_zoom_s_depth_are_named_before_training(caplog):
+    cpu = torch.device("cpu")
+    assert steps_for("auto", 200, cpu, decades=10) == 200
+    assert not caplog.records  # 20 steps per decade keep the structure (docs/steps.md)
+    assert steps_for("auto", 200, cpu, decades=22) == 200
+    assert "experiment.steps=200 keeps the boundary's structure to about 10 decades" in caplog.text
+    assert "quality=preview (unset experiment.steps) takes 660" in caplog.text
+
+
 def test_a_panel_target_is_the_centre_of_the_condition_s_panel_in_the_paper():
     x, y = PanelConfig.of_condition("tanh").window().center
     assert x == pytest.approx(1.12384427, abs=1e-8) and y == pytest.approx(2.30180757, abs=1e-8)

@@ -25,8 +25,9 @@ from .experiment import DEFAULT_STEPS, MIN_STEPS, PAPER_STEPS, Experiment
 
 log = logging.getLogger(__name__)
 
-# Half again the 20 steps per decade at which the tanh path's structure ends
-# (docs/steps.md: 100 steps kept it to 4.5 decades, not to 5; 200 steps to 10).
+# The steps per decade at which the tanh path's structure ends (docs/steps.md: 100 steps
+# kept it to 4.5 decades, not to 5; 200 steps to 10); the preview takes half again.
+STRUCTURE_STEPS_PER_DECADE = 20
 PREVIEW_STEPS_PER_DECADE = 30
 
 
@@ -51,6 +52,12 @@ def steps_for(quality: str, steps, device: torch.device, paper_steps: int = PAPE
     """experiment.steps if set, else the (resolved) quality's: the preview's for a zoom
     `decades` deep, or the condition's paper_steps; logs which and the other's cost."""
     if steps is not None:
+        if decades is not None and int(steps) < STRUCTURE_STEPS_PER_DECADE * decades:
+            log.warning("experiment.steps=%d keeps the boundary's structure to about %.3g decades (%d steps per "
+                        "decade, docs/steps.md); this zoom goes %.3g, and its last frames may show bands or one "
+                        "class; quality=preview (unset experiment.steps) takes %d", int(steps),
+                        int(steps) / STRUCTURE_STEPS_PER_DECADE, STRUCTURE_STEPS_PER_DECADE, decades,
+                        preview_steps(decades))
         return int(steps)
     check_int(paper_steps, "experiment.paper_steps", MIN_STEPS)
     table = {Quality.preview: preview_steps(decades), Quality.paper: paper_steps}
