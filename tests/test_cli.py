@@ -202,7 +202,7 @@ def test_every_app_speaks_one_vocabulary(compose_config, app):
 
 @pytest.mark.parametrize("app", APPS)
 @pytest.mark.parametrize("override, words", [
-    ("engine.precision=float16", ("engine.precision", "float64, float32, auto")),
+    ("engine.precision=float16", ("engine.precision", "float64, float32, perturbation, auto")),
     ("quality=best", ("quality", "auto, preview, paper")),
 ])
 def test_a_choice_outside_its_enum_is_refused_by_every_app_while_composing(compose_config, app, override, words):
