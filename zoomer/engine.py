@@ -13,6 +13,7 @@ from . import kernels
 from .errors import Refusal
 from .experiment import Experiment, Problem
 from .training import train_torch
+from .window import PERTURBATION
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +114,8 @@ def computed_by(backend: str, exp: Experiment, device: torch.device, dtypes) -> 
     also where a kernel failed its probe). Backends agree closely but not bit for bit."""
     names = {}
     for dtype in dtypes:
-        if dtype == "perturbation":  # float64 differences from a double-double reference, torch ops
-            names[dtype] = "perturbation"
+        if dtype == PERTURBATION:  # float64 differences from a double-double reference, torch ops
+            names[dtype] = PERTURBATION
             continue
         fast = kernels.find(backend, exp, device, dtype)
         names[str(dtype).removeprefix("torch.")] = "torch" if fast is None else fast.__module__.rsplit(".", 1)[-1]

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import math
-from decimal import Decimal
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -186,7 +185,7 @@ def _refine(exp, start, decades, rng, resolution, zoom, device, dtype, progress)
         window = Window.around(point, window.width / zoom, window.half_w / window.half_h)
         deep = dtype in ("auto", PERTURBATION) and resolve_precision(dtype, exp, window, size) == PERTURBATION
         if deep and window.exact is None:  # from here on points keep every digit
-            window = Window.around(tuple(map(Decimal, point)), window.width, window.half_w / window.half_h)
+            window = Window.around(window.exact_center, window.width, window.half_w / window.half_h)
 
 
 def _pick(scores, window: Window, rng, first: bool, zoom: float):
