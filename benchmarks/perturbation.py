@@ -6,11 +6,10 @@
 Both engines train the same grid (on the CPU unless --device says otherwise): float64, with
 the fastest backend (auto: a fused kernel where one fits) and with the torch path, at the
 paper's tanh panel centre; perturbation 20 decades below it, where float64 can no longer
-tell the pixels apart. The reference run's time (once per frame, whatever its size) is
-shown apart from the pixels'. Perturbation's pixels use BLAS matmuls, which the batch-invariant
-float64 torch path does not (zoomer.net), so against that path it can come out cheaper. The reference run is counted
-in the perturbation's time (it is recomputed per chunk of pixels). Prints seconds and
-run-steps per second for each, and the ratio; the machine's load average with them.
+tell the pixels apart, with its pixels stepped by the compiled kernel (on the CPU) and by
+torch. The reference run (once per frame, whatever its size: its double-double steps are
+torch ops on small tensors) is timed apart from the pixels. Prints seconds and run-steps
+per second for each, and the pixels' cost against float64's; the machine's load average.
 """
 from __future__ import annotations
 
@@ -22,6 +21,7 @@ import numpy as np
 
 from zoomer.engine import train_grid
 from zoomer.experiment import Experiment
+from zoomer.kernels import cpu_perturbation
 from zoomer.perturbation import CHUNK, render
 
 # The paper's tanh panel centre (DESIGN.md), in log10 units, with digits past float64's.
@@ -50,20 +50,26 @@ def main() -> None:
     start = time.perf_counter()
     render(exp, CENTRE, [0.0], [0.0], device=args.device)
     reference = time.perf_counter() - start  # the reference run, and one pixel with it
-    start = time.perf_counter()
-    deep = render(exp, CENTRE, dx * 1e-20, dy * 1e-20, device=args.device, chunk=args.chunk)
-    perturbed = time.perf_counter() - start
-    pixels = (perturbed - reference) * dx.size / (dx.size - 1)  # the pixels' share
+    perturbed = {}
+    supports = cpu_perturbation.supports
+    for path in ("kernel", "torch"):
+        cpu_perturbation.supports = supports if path == "kernel" else (lambda *args: False)
+        start = time.perf_counter()
+        deep = render(exp, CENTRE, dx * 1e-20, dy * 1e-20, device=args.device, chunk=args.chunk)
+        perturbed[path] = (time.perf_counter() - start, deep)
+    cpu_perturbation.supports = supports
 
     print(f"{dx.size} pixels x {args.steps} steps on {args.device}, load {os.getloadavg()[0]:.1f}")
     for backend, seconds in plain.items():
-        print(f"float64 ({backend:5s}):        {seconds:8.2f} s  {run_steps / seconds:10.0f} run-steps/s")
-    print(f"perturbation (20 dec.): {perturbed:8.2f} s  {run_steps / perturbed:10.0f} run-steps/s"
-          f"  ({len(deep.references)} reference(s), {int(deep.glitched.sum())} left glitched)")
-    print(f"  of which the reference: {reference:.2f} s ({reference / args.steps * 1e3:.0f} ms per step, once per frame)")
-    print(f"  the pixels alone:       {pixels:8.2f} s  {run_steps / pixels:10.0f} run-steps/s")
-    print("pixel cost (reference left out): "
-          + ", ".join(f"{pixels / t:.2f}x float64 {b}'s" for b, t in plain.items()))
+        print(f"float64 ({backend:5s}):              {seconds:8.2f} s  {run_steps / seconds:10.0f} run-steps/s")
+    print(f"the reference run alone:       {reference:8.2f} s  ({reference / args.steps * 1e3:.0f} ms per step, once per frame)")
+    for path, (seconds, deep) in perturbed.items():
+        pixels = (seconds - reference) * dx.size / (dx.size - 1)  # the pixels' share
+        print(f"perturbation, 20 dec. ({path:6s}): {seconds:8.2f} s  {run_steps / seconds:10.0f} run-steps/s"
+              f"  ({len(deep.references)} reference(s), {int(deep.glitched.sum())} left glitched)")
+        print(f"  its pixels alone:            {pixels:8.2f} s  {run_steps / pixels:10.0f} run-steps/s, "
+              + ", ".join(f"{pixels / t:.2f}x float64 {b}'s" for b, t in plain.items()))
+
 
 if __name__ == "__main__":
     main()

@@ -15,10 +15,12 @@ import numpy as np
 import pytest
 import torch
 
+from zoomer import perturbation
 from zoomer.engine import train_grid
 from zoomer.errors import Refusal
 from zoomer.experiment import Experiment
 from zoomer.perturbation import DD, pixel_hparams, reference_hparams, render, train_perturbed
+from zoomer.kernels import cpu_perturbation
 from zoomer.score import CAP, TAIL
 
 SMALL = dict(width=4, n_data=4, steps=20)
@@ -37,6 +39,10 @@ CONDITIONS = {
 }
 # Pixels of a frame `width` wide (log10 units), as fractions of it: corners and inside.
 PIXELS = np.array([[0.5, -0.5], [-0.5, 0.5], [0.25, 0.1], [-0.3, -0.2]])
+
+
+needs_kernel = pytest.mark.skipif(not cpu_perturbation.supports(Experiment(**SMALL), "cpu", False),
+                                  reason="the perturbation kernel does not build here")
 
 
 def experiment(name: str) -> Experiment:
@@ -144,9 +150,21 @@ def check_depth(name: str, decades: int, exact) -> None:
                 assert err < 1e-6, (name, decades, k, layer, err)
 
 
+@pytest.fixture(params=["kernel", "torch"])
+def path(request, monkeypatch):
+    """Each way of stepping the pixels: the compiled CPU kernel, and torch (CUDA, deeper
+    nets, minibatches, a CPU without a compiler)."""
+    if request.param == "kernel":
+        if not cpu_perturbation.supports(experiment("tanh"), "cpu", False):
+            pytest.skip("the perturbation kernel does not build here")
+    else:
+        monkeypatch.setattr(cpu_perturbation, "supports", lambda *args: False)
+    return request.param
+
+
 @pytest.mark.parametrize("decades", [13, 30])
 @pytest.mark.parametrize("name", ["tanh", "relu", "paraminit_every_step"])
-def test_matches_50_digit_training(name, decades, exact):
+def test_matches_50_digit_training(name, decades, exact, path):
     check_depth(name, decades, exact)
 
 
@@ -170,6 +188,65 @@ def test_matches_float64_engine_to_10_decades(name, decades):
     want = train_grid(exp, float(cx) + dx, float(cy) + dy, device="cpu")
     assert not got.glitched.any()
     np.testing.assert_allclose(got.scores, want, rtol=1e-6)
+
+
+@needs_kernel
+@pytest.mark.parametrize("name", ["tanh", "relu", "identity", "single_datapoint", "paraminit_at_init"])
+def test_the_compiled_step_is_the_torch_step_where_differences_are_large(name):
+    """One step from differences as large as the weights (tanh units saturating the other
+    way, relu units across the kink, glitched pixels): the kernel's losses, glitch flags
+    and stepped differences are torch's to rounding."""
+    exp = experiment(name)
+    prob = exp.problem()
+    lrs, offset = reference_hparams(exp, *CONDITIONS[name][1:])
+    net = perturbation._Net(exp, "cpu")
+    W = [DD.of(w) for w in prob.weights]
+    W[0] = W[0] + offset
+    full = net.forward(W, prob.X, prob.Y)
+    net.backward(full, W)
+    ref_loss = net.loss(full.r)
+    generator = torch.Generator().manual_seed(0)
+    B = 4 * 11  # a lane group's worth past whole ones on every vector width
+    scale = torch.logspace(-12, 1.5, B, dtype=torch.float64)[:, None, None]
+    dW = [torch.randn((B, *w.shape), generator=generator, dtype=torch.float64) * scale for w in prob.weights]
+    for d, w in zip(dW, W):  # the reference ran away from this pixel: glitched
+        d[-1] = -w.hi
+    dlrs = torch.randn((B, 2), generator=generator, dtype=torch.float64) * lrs.hi * 1e-3
+    want_loss, want_lost, want = perturbation._step(net, full, full, W, ref_loss, lrs, dlrs, dW)
+    got = [d.clone() for d in dW]
+    ref = perturbation._reference_step(net, prob.X, full, W, ref_loss, lrs)
+    got_loss, got_lost = cpu_perturbation.step(exp, ref, dlrs, got, perturbation.GLITCH_RATIO)
+    assert torch.equal(got_lost, want_lost) and want_lost[-1]
+    np.testing.assert_allclose(got_loss, want_loss, rtol=1e-12)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-13 * float(w.abs().max()))
+    if name == "tanh":
+        b = torch.matmul(prob.X, dW[0]) * net.gain[0].hi
+        assert bool((1 + full.h[0].hi * torch.tanh(b) < 0.5).any()), "no unit took tanh's far form"
+
+
+@needs_kernel
+def test_a_kernel_that_disagrees_with_torch_is_set_aside(monkeypatch):
+    """The kernel is checked against torch on its first step in a process; one that
+    disagrees warns once, naming itself, and torch steps the pixels instead."""
+    exp = experiment("tanh")
+    cx, cy = CONDITIONS["tanh"][1:]
+    dx, dy = PIXELS[:, 0] * 1e-14, PIXELS[:, 1] * 1e-14
+    monkeypatch.setattr(perturbation, "_KERNEL_AGREES", {})
+    right = render(exp, (cx, cy), dx, dy).scores
+    assert perturbation._KERNEL_AGREES == {("tanh", exp.width, exp.target_dim): True}
+    step = cpu_perturbation.step
+
+    def off_by_a_little(exp, ref, dlrs, dW, ratio):
+        loss, lost = step(exp, ref, dlrs, dW, ratio)
+        dW[0] *= 1 + 1e-6
+        return loss, lost
+
+    monkeypatch.setattr(cpu_perturbation, "step", off_by_a_little)
+    monkeypatch.setattr(perturbation, "_KERNEL_AGREES", {})
+    with pytest.warns(UserWarning, match="perturbation kernel disagrees"):
+        got = render(exp, (cx, cy), dx, dy).scores
+    np.testing.assert_allclose(got, right, rtol=1e-9)
 
 
 def test_a_diverging_reference_is_repaired():

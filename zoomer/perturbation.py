@@ -22,14 +22,17 @@ reference (the reference ran away from it, Pauldelbrot's criterion), or the refe
 loss went non-finite while the pixel still trained (its difference can no longer be
 formed). Glitched pixels are trained again from a new reference among them (render).
 
-The reference takes each step once, then every chunk of pixels takes it from the
-reference's values, so nothing of its trajectory is stored and a pixel's state between
-steps is only its weight differences. Its matrix products are float64 GEMMs on exact
-slices of its operands (Ozaki's scheme), summed in DD.
+The reference takes each step once, then every pixel takes it from the reference's
+values, so nothing of its trajectory is stored and a pixel's state between steps is only
+its weight differences. Its matrix products are float64 GEMMs on exact slices of its
+operands (Ozaki's scheme), summed in DD. The pixels' step is compiled on the CPU for nets
+of two layers on the full batch (zoomer/kernels/perturbation_kernel.c, checked against the
+torch step below on its first use); elsewhere torch takes it, `chunk` pixels at a time.
 """
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
 
@@ -38,6 +41,7 @@ import torch
 
 from .errors import Refusal
 from .experiment import Experiment, Problem
+from .kernels import cpu_perturbation
 from .score import CAP, ScoreAccumulator
 from .window import PERTURBATION_NARROWEST
 
@@ -429,6 +433,7 @@ def train_perturbed(exp: Experiment, prob: Problem, lrs: DD, offset: DD,
     glitched = torch.zeros(B, dtype=torch.bool, device=device)
     v = torch.ones(B, dtype=torch.float64, device=device)  # each pixel's latest l / l0
     parts = [torch.arange(i, min(i + chunk, B), device=device) for i in range(0, B, chunk)]
+    fused = cpu_perturbation.supports(exp, device, prob.batches is not None)
     for t in range(exp.steps):
         if t == 0 or exp.offset_every_step:
             W[0] = W[0] + offset
@@ -447,25 +452,78 @@ def train_perturbed(exp: Experiment, prob: Problem, lrs: DD, offset: DD,
         # the step uses the minibatch; the scored loss is the full batch's
         step = full if prob.batches is None else net.forward(W, prob.X[prob.batches[t]], prob.Y[prob.batches[t]])
         net.backward(step, W)
-        for rows in parts:
-            d = [w[rows] for w in dW]
-            hidden, dr = net.forward_difference(full, W, d)
-            loss = (ref_loss.hi + net.loss_difference(full, dr)) + ref_loss.lo
+        if fused and t >= 1:  # from the second step on, when the pixels' differences are not 0
+            fused = _kernel_agrees(exp, net, prob.X, full, W, ref_loss, lrs, dlrs, dW)
+        if fused:
+            loss, lost = cpu_perturbation.step(exp, _reference_step(net, prob.X, full, W, ref_loss, lrs),
+                                               dlrs, dW, GLITCH_RATIO)
+            acc.add(t, loss)
+            v = loss / acc.l0
+            glitched |= (acc.dead_at == exp.steps) & lost
+        for rows in [] if fused else parts:
+            loss, lost, stepped = _step(net, full, step, W, ref_loss, lrs, dlrs[rows], [w[rows] for w in dW])
             acc.add(t, loss, rows)
             v[rows] = loss / acc.l0[rows]
-            if step is not full:
-                hidden, dr = net.forward_difference(step, W, d)
-            dgrads = net.backward_difference(step, W, d, hidden, dr)
-            # Pauldelbrot's criterion: a pixel whose weights are much smaller than its
-            # difference from the reference (d ~ -W_ref) holds its state to only eps |d| / |W|.
-            lost = _sizes(d) > GLITCH_RATIO * _sizes([w.hi + e for w, e in zip(W, d)])
             glitched[rows] |= (acc.dead_at[rows] == exp.steps) & lost
             for i in range(len(W)):
-                lr, dlr = lrs[i].hi, dlrs[rows, i, None, None]
-                dW[i][rows] = d[i] - (lr * dgrads[i] + dlr * (step.grads[i].hi + dgrads[i]))
+                dW[i][rows] = stepped[i]
         for i in range(len(W)):
             W[i] = W[i] - lrs[i] * step.grads[i]
     return Trained(acc.scores(), glitched, dW, W)
+
+
+def _step(net: _Net, full: _Pass, step: _Pass, W: list[DD], ref_loss: DD, lrs: DD, dlrs, d):
+    """One step of some pixels, by torch: their losses, their glitch flags (judged before
+    the step), and their stepped weight differences."""
+    hidden, dr = net.forward_difference(full, W, d)
+    loss = (ref_loss.hi + net.loss_difference(full, dr)) + ref_loss.lo
+    if step is not full:
+        hidden, dr = net.forward_difference(step, W, d)
+    dgrads = net.backward_difference(step, W, d, hidden, dr)
+    # Pauldelbrot's criterion: a pixel whose weights are much smaller than its
+    # difference from the reference (d ~ -W_ref) holds its state to only eps |d| / |W|.
+    lost = _sizes(d) > GLITCH_RATIO * _sizes([w.hi + e for w, e in zip(W, d)])
+    stepped = [d[i] - (lrs[i].hi * dgrads[i] + dlrs[:, i, None, None] * (step.grads[i].hi + dgrads[i]))
+               for i in range(len(W))]
+    return loss, lost, stepped
+
+
+def _reference_step(net: _Net, X, full: _Pass, W: list[DD], ref_loss: DD, lrs: DD):
+    """What the compiled kernel reads of the reference's step (two layers, full batch)."""
+    a = full.p[0] * net.gain[0] if net.exp.nonlinearity == "tanh" else full.p[0]
+    s2 = full.s2[0].hi if full.s2[0] is not None else torch.zeros_like(a.hi)
+    return cpu_perturbation.ReferenceStep(
+        X, a.hi, a.lo, full.h[0].hi, s2, full.slope[0].hi, full.pre[1].hi, full.r.hi, full.g[1].hi,
+        [w.hi for w in W], [g.hi for g in full.grads], [float(lrs.hi[i]) for i in range(len(W))],
+        float(net.gain[0].hi), float(net.out_scale.hi), float(ref_loss.hi), float(ref_loss.lo))
+
+
+# Whether the compiled kernel gave the torch path's step, per (nonlinearity, width, target
+# dim), checked the first time it steps pixels in this process.
+_KERNEL_AGREES: dict = {}
+PROBE_PIXELS = 64
+PROBE_TOLERANCE = 1e-9  # relative: the two differ only in rounding
+
+
+def _kernel_agrees(exp: Experiment, net: _Net, X, full: _Pass, W, ref_loss, lrs, dlrs, dW) -> bool:
+    """Whether the kernel's step of the first pixels matches the torch path's (once per
+    process and shape); if not, one warning says so and the torch path steps instead."""
+    key = (exp.nonlinearity, exp.width, exp.target_dim)
+    if key not in _KERNEL_AGREES:
+        rows = slice(0, PROBE_PIXELS)
+        probe = [w[rows].clone() for w in dW]
+        loss, lost = cpu_perturbation.step(exp, _reference_step(net, X, full, W, ref_loss, lrs),
+                                           dlrs[rows], probe, GLITCH_RATIO)
+        want = _step(net, full, full, W, ref_loss, lrs, dlrs[rows], [w[rows] for w in dW])
+        got = (loss, lost, probe)
+        agrees = bool((got[1] == want[1]).all()) and all(
+            bool(((g - w).abs() <= PROBE_TOLERANCE * w.abs().max().clamp_min(1e-300)).all())
+            for g, w in zip([got[0], *got[2]], [want[0], *want[2]]))
+        if not agrees:
+            warnings.warn(f"zoomer's compiled perturbation kernel disagrees with the torch path for "
+                          f"{exp.nonlinearity} at width {exp.width}; the torch path trains instead")
+        _KERNEL_AGREES[key] = agrees
+    return _KERNEL_AGREES[key]
 
 
 def _sizes(dW: list[torch.Tensor]) -> torch.Tensor:

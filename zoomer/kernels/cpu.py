@@ -28,6 +28,7 @@ from ..experiment import NONLINEARITIES, Experiment, Problem
 from ..score import finish
 
 SOURCE = Path(__file__).with_name("cpu_kernel.c")
+HEADER = Path(__file__).with_name("lanes.h")  # included by every kernel's source
 FLAGS = ("-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=gnu11")
 BITS = {torch.float64: 64, torch.float32: 32}
 # Data rows per block of the kernel's pass: two of its 6-row tiles of matrix products
@@ -117,16 +118,8 @@ def _pointer(t):
 @functools.lru_cache(maxsize=None)
 def _library(bits: int, width: int, target_dim: int, depth: int):
     """The loaded kernel for this precision and shape, built if not cached; None if it cannot be."""
-    shape = dict(REAL_BITS=bits, WIDTH=width, TARGET_DIM=target_dim, DEPTH=depth, ROWS=ROWS)
-    command = [os.environ.get("CC", "gcc"), *FLAGS, *(f"-D{k}={v}" for k, v in shape.items())]
-    try:
-        build = _build_record(command)
-        path = cache_dir() / f"cpu_kernel_{_sha256(json.dumps(build, sort_keys=True).encode())[:16]}.so"
-        if not _matches_record(path, build):
-            _build(command, path, build)
-        lib = ctypes.CDLL(str(path))
-    except (OSError, subprocess.CalledProcessError) as err:
-        _warn_once(err)
+    lib = compiled(SOURCE, REAL_BITS=bits, WIDTH=width, TARGET_DIM=target_dim, DEPTH=depth, ROWS=ROWS)
+    if lib is None:
         return None
     int_, long_, ptr = ctypes.c_int, ctypes.c_long, ctypes.c_void_p
     lib.zoomer_train.restype = int_
@@ -146,12 +139,28 @@ def _library(bits: int, width: int, target_dim: int, depth: int):
     return lib
 
 
-def _build_record(command: list[str]) -> dict:
-    """What a built library must have been built from: the source's hash, the compiler
-    command, the compiler's version and the CPU (-march=native). Raises OSError without
-    the source or the compiler."""
+def compiled(source: Path, **shape) -> ctypes.CDLL | None:
+    """A C source of this folder built for `shape` (its -D definitions) into the cache and
+    loaded; None, with one warning, if it cannot be built or loaded."""
+    command = [os.environ.get("CC", "gcc"), *FLAGS, *(f"-D{k}={v}" for k, v in shape.items())]
+    try:
+        build = _build_record(source, command)
+        path = cache_dir() / f"{source.stem}_{_sha256(json.dumps(build, sort_keys=True).encode())[:16]}.so"
+        if not _matches_record(path, build):
+            _build(source, command, path, build)
+        return ctypes.CDLL(str(path))
+    except (OSError, subprocess.CalledProcessError) as err:
+        _warn_once(err)
+        return None
+
+
+def _build_record(source: Path, command: list[str]) -> dict:
+    """What a built library must have been built from: the hash of its source and of the
+    header the sources share, the compiler command, the compiler's version and the CPU
+    (-march=native). Raises OSError without the sources or the compiler."""
     version = subprocess.run([command[0], "--version"], check=True, capture_output=True, text=True).stdout
-    return {"source_sha256": _sha256(SOURCE.read_bytes()), "command": command,
+    sources = source.read_bytes() + HEADER.read_bytes()
+    return {"source_sha256": _sha256(sources), "command": command,
             "compiler": version.strip().splitlines()[0] if version.strip() else "", "cpu": _cpu_identity()}
 
 
@@ -165,12 +174,12 @@ def _matches_record(path: Path, build: dict) -> bool:
         return False
 
 
-def _build(command: list[str], path: Path, build: dict) -> None:
+def _build(source: Path, command: list[str], path: Path, build: dict) -> None:
     """Compile into the cache and record what from; each file is renamed into place whole
     (zoomer.atomic), so concurrent builds never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with AtomicFile(path, extension=True) as out:
-        subprocess.run([*command, "-o", str(out.temp), str(SOURCE)], check=True, capture_output=True, text=True)
+        subprocess.run([*command, "-o", str(out.temp), str(source)], check=True, capture_output=True, text=True)
         library = _sha256(out.temp.read_bytes())
     record = json.dumps({"build": build, "library_sha256": library}, indent=1)
     write_atomic(_record_path(path), lambda f: f.write(record.encode()))

@@ -1,0 +1,107 @@
+"""Compiled CPU step of perturbation's pixels: perturbation_kernel.c, one SIMD lane per pixel.
+
+zoomer.perturbation trains the reference run in double-double and each pixel as float64
+differences from it. Its torch path forms those differences in chunks of large tensors,
+dozens of passes over memory per step; this kernel takes one step of every pixel in one
+pass over the data rows, its blocks in cache, as cpu_kernel.c trains runs. It covers the
+nets of two layers on the full batch (every paper condition but minibatch), on the CPU;
+perturbation.py takes the torch path for the rest, and checks the kernel against that
+path on the first step it takes in a process (check_once).
+"""
+from __future__ import annotations
+
+import ctypes
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ..experiment import NONLINEARITIES, Experiment
+from .cpu import ROWS, compiled
+
+SOURCE = Path(__file__).with_name("perturbation_kernel.c")
+
+
+@dataclass
+class ReferenceStep:
+    """The reference's values one step of its pixels is built from (float64 parts of its
+    double-doubles): per data row (n, WIDTH) its hidden layer's argument a (a_hi + a_lo:
+    gain * pre-activation for tanh, the pre-activation for relu), activation h, tanh's
+    1 - h^2 (s2), slope d h / d p and dL/dh (pre); per row (n, TARGET_DIM) its residual r and
+    output gradient g; its weights and gradients; the layers' rates; and the net's
+    constants."""
+
+    X: torch.Tensor
+    a_hi: torch.Tensor
+    a_lo: torch.Tensor
+    h: torch.Tensor
+    s2: torch.Tensor
+    slope: torch.Tensor
+    pre: torch.Tensor
+    r: torch.Tensor
+    g: torch.Tensor
+    weights: list
+    grads: list
+    lrs: list
+    gain: float
+    out_scale: float
+    loss_hi: float
+    loss_lo: float
+
+
+def supports(exp: Experiment, device, minibatch: bool) -> bool:
+    """Two layers, the full batch, the CPU, and a kernel that builds."""
+    if torch.device(device).type != "cpu" or exp.depth != 2 or minibatch:
+        return False
+    return _library(exp.width, exp.target_dim) is not None
+
+
+def step(exp: Experiment, ref: ReferenceStep, dlrs: torch.Tensor, dW: list, glitch_ratio: float):
+    """One step of every pixel: their losses (B,) and glitch flags (B,, bool, judged
+    before the step), and their weight differences dW (per layer (B, fan_in, fan_out),
+    float64, contiguous) stepped in place. dlrs (B, 2): rates minus the reference's."""
+    lib = _library(exp.width, exp.target_dim)
+    B = dlrs.shape[0]
+    n, o = ref.r.shape
+    rows = [_pad_rows(t) for t in (ref.X, ref.a_hi, ref.a_lo, ref.h, ref.s2, ref.slope, ref.pre, ref.r, ref.g)]
+    fixed = [t.contiguous() for t in (*ref.weights, *ref.grads)]
+    dlrs = dlrs.contiguous()
+    loss, glitched = torch.empty(2, B, dtype=torch.float64)
+    failed = lib.zoomer_perturbed_step(
+        NONLINEARITIES.index(exp.nonlinearity), rows[0].shape[0], *map(_pointer, rows + fixed),
+        *ref.lrs, ref.gain, ref.out_scale, ref.out_scale * (2.0 / (n * o)), 1.0 / (n * o),
+        ref.loss_hi, ref.loss_lo, glitch_ratio, B, _pointer(dlrs), _pointer(dW[0]), _pointer(dW[1]),
+        _pointer(loss), _pointer(glitched), torch.get_num_threads(),
+    )
+    if failed:
+        raise MemoryError("the perturbation kernel could not allocate its per-thread workspace")
+    return loss, glitched > 0
+
+
+def _pad_rows(t: torch.Tensor) -> torch.Tensor:
+    return F.pad(t, (0, 0, 0, -t.shape[-2] % ROWS)).contiguous()
+
+
+def _pointer(t: torch.Tensor):
+    return ctypes.c_void_p(t.data_ptr())
+
+
+@functools.lru_cache(maxsize=None)
+def _library(width: int, target_dim: int):
+    lib = compiled(SOURCE, REAL_BITS=64, WIDTH=width, TARGET_DIM=target_dim, ROWS=ROWS)
+    if lib is None:
+        return None
+    int_, long_, ptr, real = ctypes.c_int, ctypes.c_long, ctypes.c_void_p, ctypes.c_double
+    lib.zoomer_perturbed_step.restype = int_
+    lib.zoomer_perturbed_step.argtypes = [
+        int_, long_,  # nonlinearity, n_rows
+        *[ptr] * 9,  # X, a_hi, a_lo, h, s2, slope, pre, r, g
+        *[ptr] * 4,  # w0, w1, grad0, grad1
+        real, real,  # lr0, lr1
+        *[real] * 7,  # gain, out_scale, grad_scale, loss_scale, loss_hi, loss_lo, glitch_ratio
+        long_, ptr, ptr, ptr,  # B, dlrs, dw0, dw1
+        ptr, ptr, int_,  # loss, glitched, threads
+    ]
+    return lib

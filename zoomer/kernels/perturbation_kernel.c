@@ -1,0 +1,256 @@
+/* Perturbation's pixels, one step: every pixel's run as a float64 difference from one
+ * reference run (zoomer/perturbation.py says why and derives each formula).
+ *
+ * The reference's pass of this step (its pre-activations, activations, residuals and
+ * backward values, computed in double-double by perturbation.py) is shared by every
+ * pixel and read row by row; each SIMD lane is one pixel, holding only its weight
+ * differences. The step mirrors perturbation._Net's forward_difference, loss_difference
+ * and backward_difference for a net of two layers trained on the full batch, then the
+ * glitch test and the update of the differences, in one pass over the data rows in blocks
+ * of ROWS, as cpu_kernel.c trains a run. perturbation.py takes the torch path for the
+ * rest (deeper nets, minibatches, other devices).
+ *
+ * Compiled with -D REAL_BITS=64 WIDTH TARGET_DIM ROWS by zoomer/kernels/cpu.py.
+ */
+#include <math.h>
+
+#include "lanes.h"
+
+#define FAR 20.0               /* perturbation._FAR */
+
+/* The reference's values of this step, each (n_rows, WIDTH) or (n_rows, TARGET_DIM) with
+ * rows zero-padded to a multiple of ROWS (a zero row adds nothing), and its weights and
+ * gradients (float64 parts of its double-doubles). */
+typedef struct {
+    const real *X;            /* inputs */
+    const real *a_hi, *a_lo;  /* tanh: gain * pre-activation; relu: the pre-activation */
+    const real *h, *s2;       /* hidden activations; tanh's 1 - h^2 */
+    const real *slope, *pre;  /* d h / d p; dL/dh of the hidden layer */
+    const real *r, *g;        /* residuals; dL/d(output pre-activation) */
+    const real *w0, *w1;      /* weights (WIDTH, WIDTH), (WIDTH, TARGET_DIM) */
+    const real *grad0, *grad1;
+    real lr0, lr1;            /* the layers' rates */
+    real gain, out_scale, grad_scale, loss_scale, loss_hi, loss_lo, glitch_ratio;
+    long n_rows;
+    int nonlinearity;
+} Reference;
+
+/* One lane group's state and the blocks of its pass, allocated once per thread. */
+typedef struct {
+    vec dw0[WIDTH][WIDTH], dw1[WIDTH][TARGET_DIM];   /* the pixels' weight differences */
+    vec w1[WIDTH][TARGET_DIM];                       /* the pixels' own output weights */
+    vec dgrad0[WIDTH][WIDTH], dgrad1[WIDTH][TARGET_DIM];
+    vec dlr0, dlr1;
+    vec x[ROWS][WIDTH], h[ROWS][WIDTH], dh[ROWS][WIDTH], dslope[ROWS][WIDTH];
+    vec dg0[ROWS][WIDTH];
+    vec g[ROWS][TARGET_DIM], dr[ROWS][TARGET_DIM], part[ROWS][TARGET_DIM];
+} Group;
+
+/* Rows r0 .. r0 + ROWS - 1 of a shared (n_rows, width) array, one value per lane. */
+INLINE void broadcast(vec *out, const real *m, long r0, int width) {
+    for (int i = 0; i < ROWS * width; i++) out[i] = splat(m[r0 * width + i]);
+}
+
+INLINE vec vabs(vec a) { return blend(a < 0, -a, a); }
+INLINE vec vmax(vec a, vec b) { return blend(a > b, a, b); }
+
+/* cosh and sinh from one exp: sinh's E - 1/E loses at most two bits where it is used,
+ * |y| > 0.55 (below, 1 + h tanh(y) cannot be under 1/2). exp overflows past 709. */
+#define EXP_MAX (real)700
+INLINE vec vcosh(vec y) {
+    vec e = vexp(blend(vabs(y) > EXP_MAX, splat(EXP_MAX), vabs(y)));
+    return (e + 1 / e) * (real)0.5;
+}
+INLINE vec vsinh(vec y) {
+    vec e = vexp(vabs(y));
+    vec s = (e - 1 / e) * (real)0.5;
+    return blend(y < 0, -s, s);
+}
+
+/* tanh(a + b) - tanh(a) where 1 + h tanh(b) is small (b and a of opposite signs, both
+ * units near saturation): perturbation._tanh_difference's other forms, sinh(b) sech(a) /
+ * cosh(a + b) while |b| < FAR, and the plain difference past it. */
+INLINE vec tanh_difference_far(real a_hi, real a_lo, vec b, real h, real s2) {
+    ivec near = vabs(b) < FAR;
+    vec bn = blend(near, b, splat(0));
+    vec d = vsinh(bn) * sqrt(s2) / vcosh((a_hi + bn) + a_lo);
+    int all_near = 1;
+    for (int lane = 0; lane < LANES; lane++) all_near &= near[lane] != 0;
+    if (all_near) return d;
+    vec t[TANH_WAYS] = {(a_hi + b) + a_lo};
+    vtanh(t);
+    return blend(near, d, t[0] - h);
+}
+
+/* The hidden layer's differences (dh, dslope) from its pre-activation differences,
+ * already in g->dh on entry. */
+static void activation_difference(const Reference *ref, Group *g, long r0) {
+    const vec k = splat(ref->gain);
+    vec *dh = &g->dh[0][0], *ds = &g->dslope[0][0];
+    const int n = ROWS * WIDTH;
+    const long at = r0 * WIDTH;
+    switch (ref->nonlinearity) {
+    case TANH: {
+        vec tb[ROWS * WIDTH];
+        for (int i = 0; i < n; i++) tb[i] = dh[i] * k; /* b, the difference of tanh's argument */
+        memcpy(dh, tb, sizeof tb);
+        for (int i = 0; i < n; i += TANH_WAYS) vtanh(&tb[i]);
+        for (int i = 0; i < n; i++) {
+            const real h = ref->h[at + i], s2 = ref->s2[at + i];
+            vec den = 1 + h * tb[i];
+            vec d = tb[i] * s2 / den;
+            ivec far = den < (real)0.5;
+            int any = 0;
+            for (int lane = 0; lane < LANES; lane++) any |= far[lane] != 0;
+            if (any) d = blend(far, tanh_difference_far(ref->a_hi[at + i], ref->a_lo[at + i], dh[i], h, s2), d);
+            dh[i] = d;
+            ds[i] = -d * (2 * h + d) * k; /* (1 - h'^2) - (1 - h^2), times the gain */
+        }
+        break;
+    }
+    case RELU: /* read at the kink from the pixel's own pre-activation's sign */
+        for (int i = 0; i < n; i++) {
+            const real p_hi = ref->a_hi[at + i], p_lo = ref->a_lo[at + i];
+            ivec on_pixel = (p_hi + dh[i]) + p_lo > 0;
+            vec on_ref = splat(p_hi > 0);
+            vec diff = p_hi > 0 ? blend(on_pixel, dh[i], splat(-p_hi))
+                                : blend(on_pixel, (p_hi + dh[i]) + p_lo, splat(0));
+            dh[i] = diff * k;
+            ds[i] = (blend(on_pixel, splat(1), splat(0)) - on_ref) * k;
+        }
+        break;
+    default:
+        for (int i = 0; i < n; i++) {
+            dh[i] *= k;
+            ds[i] = splat(0);
+        }
+    }
+}
+
+/* One pass over the rows: the lanes' summed dr (2 r + dr), and their gradient differences
+ * in g->dgrad0, g->dgrad1. */
+static vec pass(const Reference *ref, Group *g) {
+    vec loss = splat(0);
+    memset(g->dgrad0, 0, sizeof g->dgrad0);
+    memset(g->dgrad1, 0, sizeof g->dgrad1);
+    for (long r0 = 0; r0 < ref->n_rows; r0 += ROWS) {
+        /* forward: dp = X dW0, then dr = (h dW1 + dh (W1 + dW1)) out_scale */
+        broadcast(&g->x[0][0], ref->X, r0, WIDTH);
+        product(ROWS, WIDTH, WIDTH, ROWS_OF(g->x, WIDTH), ROWS_OF(g->dw0, WIDTH), &g->dh[0][0], 0);
+        activation_difference(ref, g, r0);
+        broadcast(&g->h[0][0], ref->h, r0, WIDTH);
+        product(ROWS, WIDTH, TARGET_DIM, ROWS_OF(g->h, WIDTH), ROWS_OF(g->dw1, TARGET_DIM), &g->dr[0][0], 0);
+        product(ROWS, WIDTH, TARGET_DIM, ROWS_OF(g->dh, WIDTH), ROWS_OF(g->w1, TARGET_DIM), &g->part[0][0], 0);
+        broadcast(&g->g[0][0], ref->g, r0, TARGET_DIM);
+        for (int r = 0; r < ROWS; r++)
+            for (int o = 0; o < TARGET_DIM; o++) {
+                vec dr = (g->dr[r][o] + g->part[r][o]) * ref->out_scale;
+                loss += dr * (2 * ref->r[(r0 + r) * TARGET_DIM + o] + dr);
+                g->dr[r][o] = dr * ref->grad_scale;  /* from here on dg, the residual's gradient */
+                g->part[r][o] = g->g[r][o] + g->dr[r][o]; /* the pixel's own g */
+            }
+        /* backward: dgrad1 = h^T dg + dh^T (g + dg); dpre = dg (W1 + dW1)^T + g dW1^T */
+        product(WIDTH, ROWS, TARGET_DIM, COLUMNS_OF(g->h, WIDTH), ROWS_OF(g->dr, TARGET_DIM), &g->dgrad1[0][0], 1);
+        product(WIDTH, ROWS, TARGET_DIM, COLUMNS_OF(g->dh, WIDTH), ROWS_OF(g->part, TARGET_DIM), &g->dgrad1[0][0], 1);
+        product(ROWS, TARGET_DIM, WIDTH, ROWS_OF(g->dr, TARGET_DIM), COLUMNS_OF(g->w1, TARGET_DIM), &g->dg0[0][0], 0);
+        product(ROWS, TARGET_DIM, WIDTH, ROWS_OF(g->g, TARGET_DIM), COLUMNS_OF(g->dw1, TARGET_DIM), &g->dg0[0][0], 1);
+        /* the hidden layer's dg = dpre (slope + dslope) + pre dslope, then dgrad0 = X^T dg */
+        const long at = r0 * WIDTH;
+        vec *dg = &g->dg0[0][0], *ds = &g->dslope[0][0];
+        for (int i = 0; i < ROWS * WIDTH; i++) dg[i] = dg[i] * (ref->slope[at + i] + ds[i]) + ref->pre[at + i] * ds[i];
+        product(WIDTH, ROWS, WIDTH, COLUMNS_OF(g->x, WIDTH), ROWS_OF(g->dg0, WIDTH), &g->dgrad0[0][0], 1);
+    }
+    return loss;
+}
+
+/* Lanes whose largest weight difference is glitch_ratio times their largest weight
+ * (perturbation.GLITCH_RATIO's test), before the update. */
+static vec lost(const Reference *ref, const Group *g) {
+    vec d = splat(0), w = splat(0);
+    for (int i = 0; i < WIDTH; i++) {
+        for (int j = 0; j < WIDTH; j++) {
+            d = vmax(d, vabs(g->dw0[i][j]));
+            w = vmax(w, vabs(ref->w0[i * WIDTH + j] + g->dw0[i][j]));
+        }
+        for (int o = 0; o < TARGET_DIM; o++) {
+            d = vmax(d, vabs(g->dw1[i][o]));
+            w = vmax(w, vabs(g->w1[i][o]));
+        }
+    }
+    return blend(d > ref->glitch_ratio * w, splat(1), splat(0));
+}
+
+/* Lane `lane` holds pixel b (or, for a lane past the last pixel, pixel 0, never stored). */
+static void load(const Reference *ref, Group *g, const real *dw0, const real *dw1, const real *dlrs,
+                 int lane, long b) {
+    for (int i = 0; i < WIDTH; i++) {
+        for (int j = 0; j < WIDTH; j++) g->dw0[i][j][lane] = dw0[(b * WIDTH + i) * WIDTH + j];
+        for (int o = 0; o < TARGET_DIM; o++) {
+            g->dw1[i][o][lane] = dw1[(b * WIDTH + i) * TARGET_DIM + o];
+            g->w1[i][o][lane] = ref->w1[i * TARGET_DIM + o] + g->dw1[i][o][lane];
+        }
+    }
+    g->dlr0[lane] = dlrs[2 * b];
+    g->dlr1[lane] = dlrs[2 * b + 1];
+}
+
+/* d <- d - (lr dgrad + dlr (grad + dgrad)), written back for the lanes that hold pixels. */
+static void update(const Reference *ref, const Group *g, real *dw0, real *dw1, int lane, long b) {
+    const real lr0 = ref->lr0, lr1 = ref->lr1, dlr0 = g->dlr0[lane], dlr1 = g->dlr1[lane];
+    for (int i = 0; i < WIDTH; i++) {
+        for (int j = 0; j < WIDTH; j++) {
+            real dgrad = g->dgrad0[i][j][lane];
+            dw0[(b * WIDTH + i) * WIDTH + j] =
+                g->dw0[i][j][lane] - (lr0 * dgrad + dlr0 * (ref->grad0[i * WIDTH + j] + dgrad));
+        }
+        for (int o = 0; o < TARGET_DIM; o++) {
+            real dgrad = g->dgrad1[i][o][lane];
+            dw1[(b * WIDTH + i) * TARGET_DIM + o] =
+                g->dw1[i][o][lane] - (lr1 * dgrad + dlr1 * (ref->grad1[i * TARGET_DIM + o] + dgrad));
+        }
+    }
+}
+
+/* One step of B pixels against the reference's pass: each pixel's loss (B,), whether it
+ * glitched (B,: 1 or 0, judged before the step), and its weight differences dw0 (B, WIDTH,
+ * WIDTH), dw1 (B, WIDTH, TARGET_DIM) stepped in place. dlrs (B, 2): each pixel's rates
+ * minus the reference's. Returns 0, or -1 if a thread could not allocate its workspace. */
+int zoomer_perturbed_step(int nonlinearity, long n_rows, const real *X, const real *a_hi,
+                          const real *a_lo, const real *h, const real *s2, const real *slope,
+                          const real *pre, const real *r, const real *g, const real *w0,
+                          const real *w1, const real *grad0, const real *grad1, real lr0, real lr1,
+                          real gain, real out_scale, real grad_scale, real loss_scale, real loss_hi,
+                          real loss_lo, real glitch_ratio, long B, const real *dlrs, real *dw0,
+                          real *dw1, real *loss, real *glitched, int threads) {
+    const Reference ref = {X, a_hi, a_lo, h, s2, slope, pre, r, g, w0, w1, grad0, grad1, lr0, lr1,
+                           gain, out_scale, grad_scale, loss_scale, loss_hi, loss_lo, glitch_ratio,
+                           n_rows, nonlinearity};
+    const long groups = (B + LANES - 1) / LANES;
+    int failed = 0;
+#pragma omp parallel num_threads(threads) reduction(| : failed)
+    {
+        size_t size = (sizeof(Group) + VBYTES - 1) / VBYTES * VBYTES;
+        Group *grp = aligned_alloc(VBYTES, size);
+        failed = grp == NULL;
+#pragma omp for schedule(dynamic)
+        for (long k = 0; k < groups; k++) {
+            if (!grp) continue;
+            for (int lane = 0; lane < LANES; lane++) {
+                long b = k * LANES + lane;
+                load(&ref, grp, dw0, dw1, dlrs, lane, b < B ? b : 0);
+            }
+            vec sse = pass(&ref, grp);
+            vec out = (loss_hi + sse * loss_scale) + loss_lo;
+            vec bad = lost(&ref, grp);
+            for (int lane = 0; lane < LANES; lane++) {
+                long b = k * LANES + lane;
+                if (b >= B) break;
+                loss[b] = out[lane];
+                glitched[b] = bad[lane];
+                update(&ref, grp, dw0, dw1, lane, b);
+            }
+        }
+        free(grp);
+    }
+    return failed ? -1 : 0;
+}
