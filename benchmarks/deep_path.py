@@ -2,21 +2,29 @@
 boundary stays in view, and what each level costs in float64 and past it.
 
     python -m benchmarks.deep_path --steps 600 --decades 22 --resolution 12 --zoom 6 --seed 0
+    python -m benchmarks.deep_path --steps 1000 --resolution 32 --zoom 4 \
+        --center 1.1238442669 2.3018075671 --start-decades 6 --decades 22 --save path.npz
 
 This is zoomer.target's own refinement (engine.precision=auto: float64 while it resolves
 the level's pixels, perturbation below), each level's window printed with its share of
-converged runs, the point picked and the seconds so far; zoomer-targets runs the same
+converged runs, its coherence and structure (zoomer.boundary), the point picked and the
+seconds so far; --save keeps every level's scores and window for pictures. --center and
+--start-decades start the descent that far down around a point (the paper's tanh panel
+is 7 decades below the start window) instead of at the start window; zoomer-targets runs the same
 refinement and then verifies every half decade (many times the cost past float64).
 docs/steps.md records a run of it.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from decimal import Decimal
 
 import numpy as np
 
 import zoomer.target as target
+from zoomer.boundary import coherence, structure
 from zoomer.config import VideoConfig
 from zoomer.experiment import Experiment
 from zoomer.plan import start_window
@@ -30,21 +38,32 @@ def main(argv=None) -> None:
     parser.add_argument("--resolution", type=int, default=12, help="rows of each level (16:9)")
     parser.add_argument("--zoom", type=float, default=6.0, help="magnification between levels")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--center", nargs=2, default=None, help="decimal x y to start around")
+    parser.add_argument("--start-decades", type=float, default=0.0, help="depth of the first level")
+    parser.add_argument("--save", default=None, help="an .npz for every level's scores and window")
     args = parser.parse_args(argv)
     exp = Experiment(steps=args.steps)
     # the tanh condition's window cut to the preview's 16:9, where zoomer searches
-    start = start_window(Window.from_bounds((-2.0, 6.0), (-3.0, 5.0)), VideoConfig(width=224, height=126))
-    pick, began = target._pick, time.perf_counter()
+    top = start_window(Window.from_bounds((-2.0, 6.0), (-3.0, 5.0)), VideoConfig(width=224, height=126))
+    start = top
+    if args.center is not None:
+        start = Window.around(tuple(Decimal(c) for c in args.center), top.width / 10**args.start_decades, top.half_w / top.half_h)
+    pick, began, levels = target._pick, time.perf_counter(), []
 
     def logged(scores, window, rng, first, zoom):
         point = pick(scores, window, rng, first, zoom)
-        print(f"{time.perf_counter() - began:8.1f} s  depth {np.log10(start.width / window.width):5.2f}  "
-              f"converged {np.mean(scores < 0):.2f}  point {point_json(point)}", flush=True)
+        print(f"{time.perf_counter() - began:8.1f} s  depth {np.log10(top.width / window.width):5.2f}  "
+              f"converged {np.mean(scores < 0):.2f}  coherence {coherence(scores):5.2f}  "
+              f"structure {structure(scores):4.2f}  point {point_json(point)}", flush=True)
+        levels.append((scores, window))
+        if args.save:
+            np.savez(args.save, scores=np.stack([s for s, _ in levels]),
+                     windows=np.array([json.dumps(w.to_dict()) for _, w in levels]))
         return point
 
     target._pick = logged  # the refinement as it is, each level printed
-    point = target._refine(exp, start, args.decades, np.random.default_rng(args.seed), args.resolution, args.zoom,
-                           None, "auto", None)
+    point = target._refine(exp, start, args.decades - args.start_decades, np.random.default_rng(args.seed),
+                           args.resolution, args.zoom, None, "auto", None)
     print("target", point_json(point))
 
 

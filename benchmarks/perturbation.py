@@ -6,9 +6,9 @@
 Both engines train the same grid (on the CPU unless --device says otherwise): float64, with
 the fastest backend (auto: a fused kernel where one fits) and with the torch path, at the
 paper's tanh panel centre; perturbation 20 decades below it, where float64 can no longer
-tell the pixels apart, with its pixels stepped by the compiled kernel (on the CPU) and by
-torch. The reference run (once per frame, whatever its size: its double-double steps are
-torch ops on small tensors) is timed apart from the pixels. Prints seconds and run-steps
+tell the pixels apart, compiled (the CPU's reference pass and pixel step) and by torch
+alone. The reference run (once per frame, whatever its size) is timed apart from the
+pixels. Prints seconds and run-steps
 per second for each, and the pixels' cost against float64's; the machine's load average.
 """
 from __future__ import annotations
@@ -47,26 +47,28 @@ def main() -> None:
         train_grid(exp, float(CENTRE[0]) + dx, float(CENTRE[1]) + dy, device=args.device, backend=backend)
         plain[backend] = time.perf_counter() - start
 
-    start = time.perf_counter()
-    render(exp, CENTRE, [0.0], [0.0], device=args.device)
-    reference = time.perf_counter() - start  # the reference run, and one pixel with it
+    compiled = cpu_perturbation.supports, cpu_perturbation.supports_reference
+    render(Experiment(steps=20), CENTRE, [0.0, 1e-20], [0.0, 0.0], device=args.device)  # builds, first-use checks
     perturbed = {}
-    supports = cpu_perturbation.supports
-    for path in ("kernel", "torch"):
-        cpu_perturbation.supports = supports if path == "kernel" else (lambda *args: False)
+    for path in ("compiled", "torch"):
+        if path == "torch":
+            cpu_perturbation.supports = cpu_perturbation.supports_reference = lambda *args: False
+        start = time.perf_counter()
+        render(exp, CENTRE, [0.0], [0.0], device=args.device)
+        reference = time.perf_counter() - start  # the reference run, and one pixel with it
         start = time.perf_counter()
         deep = render(exp, CENTRE, dx * 1e-20, dy * 1e-20, device=args.device, chunk=args.chunk)
-        perturbed[path] = (time.perf_counter() - start, deep)
-    cpu_perturbation.supports = supports
+        perturbed[path] = (time.perf_counter() - start, reference, deep)
+    cpu_perturbation.supports, cpu_perturbation.supports_reference = compiled
 
     print(f"{dx.size} pixels x {args.steps} steps on {args.device}, load {os.getloadavg()[0]:.1f}")
     for backend, seconds in plain.items():
         print(f"float64 ({backend:5s}):              {seconds:8.2f} s  {run_steps / seconds:10.0f} run-steps/s")
-    print(f"the reference run alone:       {reference:8.2f} s  ({reference / args.steps * 1e3:.0f} ms per step, once per frame)")
-    for path, (seconds, deep) in perturbed.items():
+    for path, (seconds, reference, deep) in perturbed.items():
         pixels = (seconds - reference) * dx.size / (dx.size - 1)  # the pixels' share
-        print(f"perturbation, 20 dec. ({path:6s}): {seconds:8.2f} s  {run_steps / seconds:10.0f} run-steps/s"
+        print(f"perturbation, 20 dec. ({path:8s}): {seconds:8.2f} s  {run_steps / seconds:10.0f} run-steps/s"
               f"  ({len(deep.references)} reference(s), {int(deep.glitched.sum())} left glitched)")
+        print(f"  the reference run alone:     {reference:8.2f} s  ({reference / args.steps * 1e3:.1f} ms per step, once per frame)")
         print(f"  its pixels alone:            {pixels:8.2f} s  {run_steps / pixels:10.0f} run-steps/s, "
               + ", ".join(f"{pixels / t:.2f}x float64 {b}'s" for b, t in plain.items()))
 

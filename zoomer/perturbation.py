@@ -290,7 +290,8 @@ def _tanh_difference(a: DD, b: torch.Tensor, h: DD, s2: DD) -> torch.Tensor:
 class _Pass:
     """The reference's values of one forward and backward pass (DD), from which every
     pixel's differences are built: hidden pre-activations p, activations h, tanh's
-    1 - h^2 (s2), slopes d h / d p, residual r, and backward dL/dp (g), dL/dh (pre)."""
+    1 - h^2 (s2), slopes d h / d p, residual r, its loss, and backward dL/dp (g), dL/dh
+    (pre) and the gradients."""
 
     x: torch.Tensor
     p: list
@@ -298,6 +299,7 @@ class _Pass:
     s2: list
     slope: list
     r: DD
+    loss: DD
     g: list = None
     pre: list = None
     grads: list = None
@@ -316,9 +318,15 @@ class _Net:
             self.scale = [DD.exact(1 / Decimal(a).sqrt(), device) for a, _ in exp.layer_shapes]
         self.gain = [self.c.sqrt2 * s if exp.nonlinearity != "identity" else s for s in self.scale]
         self.out_scale = self.scale[-1] * self.scale[-1]
+        self.compiled = cpu_perturbation.supports_reference(exp, device)
 
     # -- the reference, in DD --
-    def forward(self, W: list[DD], x: torch.Tensor, y: torch.Tensor) -> _Pass:
+    def forward(self, W: list[DD], x: torch.Tensor, y: torch.Tensor, backward: bool = True) -> _Pass:
+        """The reference's pass over the rows x, y: its values, its loss, and with
+        backward its gradients. Compiled on the CPU for two layers (checked against this
+        torch pass the first time in a process), torch otherwise."""
+        if self.compiled and _compiled_pass_agrees(self, W, x, y):
+            return self._compiled_forward(W, x, y)
         ps, hs, s2s, slopes = [], [], [], []
         h = DD.of(x)
         for i, w in enumerate(W[:-1]):
@@ -334,7 +342,19 @@ class _Net:
                 h, s2, slope = p * k, None, DD.of(torch.ones_like(p.hi)) * k
             ps.append(p), hs.append(h), s2s.append(s2), slopes.append(slope)
         r = (h @ W[-1]) * self.out_scale - DD.of(y)
-        return _Pass(x, ps, hs, s2s, slopes, r)
+        out = _Pass(x, ps, hs, s2s, slopes, r, self.loss(r))
+        if backward:
+            self.backward(out, W)
+        return out
+
+    def _compiled_forward(self, W: list[DD], x: torch.Tensor, y: torch.Tensor) -> _Pass:
+        c = self.c
+        consts = [self.gain[0], self.out_scale, c.ln2, *c.inv_fact]
+        v = {name: DD(*halves) for name, halves in cpu_perturbation.reference_pass(
+            self.exp, x, y, [(w.hi, w.lo) for w in W], [(k.hi, k.lo) for k in consts]).items()}
+        s2 = v["s2"] if self.exp.nonlinearity == "tanh" else None
+        return _Pass(x, [v["p"]], [v["h"]], [s2], [v["slope"]], v["r"], v["loss"],
+                     g=[v["g0"], v["g"]], pre=[None, v["pre"]], grads=[v["grad0"], v["grad1"]])
 
     @staticmethod
     def loss(r: DD) -> DD:
@@ -438,8 +458,8 @@ def train_perturbed(exp: Experiment, prob: Problem, lrs: DD, offset: DD,
         if t == 0 or exp.offset_every_step:
             W[0] = W[0] + offset
             dW[0] = dW[0] + doffsets[:, None, None]
-        full = net.forward(W, prob.X, prob.Y)
-        ref_loss = net.loss(full.r)
+        full = net.forward(W, prob.X, prob.Y, backward=prob.batches is None)
+        ref_loss = full.loss
         if not bool(torch.isfinite(ref_loss.hi)):
             # The differences cannot be formed from here on. A pixel past the score's cap
             # counts as diverged from here (its score is the same unless its loss came
@@ -451,7 +471,6 @@ def train_perturbed(exp: Experiment, prob: Problem, lrs: DD, offset: DD,
             break
         # the step uses the minibatch; the scored loss is the full batch's
         step = full if prob.batches is None else net.forward(W, prob.X[prob.batches[t]], prob.Y[prob.batches[t]])
-        net.backward(step, W)
         if fused and t >= 1:  # from the second step on, when the pixels' differences are not 0
             fused = _kernel_agrees(exp, net, prob.X, full, W, ref_loss, lrs, dlrs, dW)
         if fused:
@@ -496,6 +515,39 @@ def _reference_step(net: _Net, X, full: _Pass, W: list[DD], ref_loss: DD, lrs: D
         X, a.hi, a.lo, full.h[0].hi, s2, full.slope[0].hi, full.pre[1].hi, full.r.hi, full.g[1].hi,
         [w.hi for w in W], [g.hi for g in full.grads], [float(lrs.hi[i]) for i in range(len(W))],
         float(net.gain[0].hi), float(net.out_scale.hi), float(ref_loss.hi), float(ref_loss.lo))
+
+
+# Whether the compiled reference pass gave the torch pass's values, per (nonlinearity,
+# width, target dim), checked the first time it runs in this process.
+_PASS_AGREES: dict = {}
+PASS_TOLERANCE = 1e-28  # relative to each value's largest: both are double-double
+
+
+def _compiled_pass_agrees(net: _Net, W: list[DD], x, y) -> bool:
+    """Whether the compiled reference pass matches the torch pass here (once per process
+    and shape); if not, one warning says so and the torch pass runs instead."""
+    exp = net.exp
+    key = (exp.nonlinearity, exp.width, exp.target_dim)
+    if key not in _PASS_AGREES:
+        net.compiled = False
+        want = net.forward(W, x, y)
+        got = net._compiled_forward(W, x, y)
+        net.compiled = True
+        pairs = [(got.loss, want.loss), (got.r, want.r)]
+        for name in ("p", "h", "s2", "slope", "g", "pre", "grads"):
+            pairs += [(a, b) for a, b in zip(getattr(got, name), getattr(want, name)) if b is not None]
+        agrees = all(_dd_close(a, b) for a, b in pairs)
+        if not agrees:
+            warnings.warn(f"zoomer's compiled reference pass disagrees with the torch pass for "
+                          f"{exp.nonlinearity} at width {exp.width}; the torch pass runs instead")
+        _PASS_AGREES[key] = agrees
+    return _PASS_AGREES[key]
+
+
+def _dd_close(a: DD, b: DD) -> bool:
+    """Equal to PASS_TOLERANCE of the largest magnitude (both are double-double)."""
+    scale = b.hi.abs().max().clamp_min(1e-300)
+    return bool((((a.hi - b.hi) + (a.lo - b.lo)).abs() <= PASS_TOLERANCE * scale).all())
 
 
 # Whether the compiled kernel gave the torch path's step, per (nonlinearity, width, target

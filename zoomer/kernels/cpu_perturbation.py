@@ -1,12 +1,15 @@
-"""Compiled CPU step of perturbation's pixels: perturbation_kernel.c, one SIMD lane per pixel.
+"""Compiled CPU parts of perturbation (perturbation_kernel.c): the pixels' step, one SIMD
+lane per pixel, and the reference run's pass in double-double.
 
 zoomer.perturbation trains the reference run in double-double and each pixel as float64
 differences from it. Its torch path forms those differences in chunks of large tensors,
-dozens of passes over memory per step; this kernel takes one step of every pixel in one
-pass over the data rows, its blocks in cache, as cpu_kernel.c trains runs. It covers the
-nets of two layers on the full batch (every paper condition but minibatch), on the CPU;
-perturbation.py takes the torch path for the rest, and checks the kernel against that
-path on the first step it takes in a process (check_once).
+dozens of passes over memory per step, and the reference's pass as a few thousand torch
+ops on small tensors, mostly dispatch. Here the pixels take one step in one pass over the
+data rows, their blocks in cache, as cpu_kernel.c trains runs, and the reference's pass is
+plain C. Both cover the nets of two layers on the CPU (the pixels' step the full batch
+only: every paper condition but minibatch); perturbation.py takes the torch path for the
+rest, and checks the compiled step and pass against it the first time it uses them in a
+process.
 """
 from __future__ import annotations
 
@@ -52,10 +55,40 @@ class ReferenceStep:
 
 
 def supports(exp: Experiment, device, minibatch: bool) -> bool:
-    """Two layers, the full batch, the CPU, and a kernel that builds."""
-    if torch.device(device).type != "cpu" or exp.depth != 2 or minibatch:
+    """The pixels' step: two layers, the full batch, the CPU, and a kernel that builds."""
+    return not minibatch and supports_reference(exp, device)
+
+
+def supports_reference(exp: Experiment, device) -> bool:
+    """The reference's pass: two layers, the CPU, and a kernel that builds."""
+    if torch.device(device).type != "cpu" or exp.depth != 2:
         return False
     return _library(exp.width, exp.target_dim) is not None
+
+
+# The reference pass's outputs, in the kernel's order: per data row (n, width) or
+# (n, target_dim), then per weight, each as hi and lo.
+PASS_ROWS = ("p", "h", "s2", "slope", "r", "g", "pre", "g0")
+PASS_WEIGHTS = ("grad0", "grad1")
+
+
+def reference_pass(exp: Experiment, X: torch.Tensor, Y: torch.Tensor, weights: list, consts: list) -> dict:
+    """The reference's forward and backward pass over the rows X, Y: {name: (hi, lo)} for
+    PASS_ROWS, PASS_WEIGHTS and "loss". weights: [(hi, lo)] per layer; consts: (hi, lo)
+    pairs of the gain, the output scale, ln 2 and 1/k! for k = 1 .. 10."""
+    lib = _library(exp.width, exp.target_dim)
+    X, Y = X.contiguous(), Y.contiguous()  # held here while the kernel reads them
+    n, w, o = X.shape[0], exp.width, exp.target_dim
+    shapes = {"r": (n, o), "g": (n, o), "grad0": (w, w), "grad1": (w, o), "loss": ()}
+    out = {name: torch.zeros(2, *shapes.get(name, (n, w)), dtype=torch.float64)
+           for name in (*PASS_ROWS, *PASS_WEIGHTS, "loss")}
+    halves = [half.contiguous() for pair in weights for half in pair]
+    flat = torch.tensor([float(c) for pair in consts for c in pair], dtype=torch.float64)
+    outputs = [_pointer(out[name][i]) for name in (*PASS_ROWS, *PASS_WEIGHTS) for i in (0, 1)]
+    lib.zoomer_reference_pass(NONLINEARITIES.index(exp.nonlinearity), n, _pointer(X), _pointer(Y),
+                              *map(_pointer, halves), _pointer(flat),
+                              *outputs, _pointer(out["loss"]))
+    return {name: (t[0], t[1]) for name, t in out.items()}
 
 
 def step(exp: Experiment, ref: ReferenceStep, dlrs: torch.Tensor, dW: list, glitch_ratio: float):
@@ -94,6 +127,8 @@ def _library(width: int, target_dim: int):
     if lib is None:
         return None
     int_, long_, ptr, real = ctypes.c_int, ctypes.c_long, ctypes.c_void_p, ctypes.c_double
+    lib.zoomer_reference_pass.restype = None
+    lib.zoomer_reference_pass.argtypes = [int_, long_, ptr, ptr, *[ptr] * 4, ptr, *[ptr] * 21]
     lib.zoomer_perturbed_step.restype = int_
     lib.zoomer_perturbed_step.argtypes = [
         int_, long_,  # nonlinearity, n_rows

@@ -254,3 +254,158 @@ int zoomer_perturbed_step(int nonlinearity, long n_rows, const real *X, const re
     }
     return failed ? -1 : 0;
 }
+
+/* ---- the reference run's pass, in double-double ----------------------------------------
+ * The same algorithms as zoomer.perturbation.DD and _Net.forward / backward (the QD
+ * library's: Dekker, Knuth), one element at a time: a pass of the reference's step is a
+ * few hundred thousand double-double operations, which as torch ops on small tensors cost
+ * more in dispatch than in arithmetic. two_prod uses the fused multiply-add. */
+typedef struct {
+    double hi, lo;
+} dd;
+
+static inline dd two_sum(double a, double b) {
+    double s = a + b, v = s - a;
+    return (dd){s, (a - (s - v)) + (b - v)};
+}
+static inline dd quick_two_sum(double a, double b) {
+    double s = a + b;
+    return (dd){s, b - (s - a)};
+}
+static inline dd two_prod(double a, double b) {
+    double p = a * b;
+    return (dd){p, fma(a, b, -p)};
+}
+static inline dd dd_add(dd a, dd b) {
+    dd s = two_sum(a.hi, b.hi), t = two_sum(a.lo, b.lo);
+    s = quick_two_sum(s.hi, s.lo + t.hi);
+    return quick_two_sum(s.hi, s.lo + t.lo);
+}
+static inline dd dd_neg(dd a) { return (dd){-a.hi, -a.lo}; }
+static inline dd dd_mul(dd a, dd b) {
+    dd p = two_prod(a.hi, b.hi);
+    return quick_two_sum(p.hi, p.lo + (a.hi * b.lo + a.lo * b.hi));
+}
+static inline dd dd_of(double a) { return (dd){a, 0}; }
+static inline dd dd_div(dd a, dd b) {
+    double q1 = a.hi / b.hi;
+    dd r = dd_add(a, dd_neg(dd_mul(b, dd_of(q1))));
+    double q2 = r.hi / b.hi;
+    r = dd_add(r, dd_neg(dd_mul(b, dd_of(q2))));
+    return dd_add(quick_two_sum(q1, q2), dd_of(r.hi / b.hi));
+}
+static inline dd dd_ldexp(dd a, int e) { return (dd){ldexp(a.hi, e), ldexp(a.lo, e)}; }
+static inline dd dd_at(const double *hi, const double *lo, long i) { return (dd){hi[i], lo[i]}; }
+static inline void dd_put(double *hi, double *lo, long i, dd v) { hi[i] = v.hi, lo[i] = v.lo; }
+
+#define EXPM1_TERMS 10 /* perturbation._EXPM1_TERMS, _EXPM1_HALVINGS */
+#define EXPM1_HALVINGS 8
+
+/* expm1(r) for |r| <= ln2 / 2: Taylor on r / 2^8, then expm1(2x) = e (e + 2), 8 times. */
+static dd expm1_reduced(dd r, const dd *inv_fact) {
+    dd x = dd_ldexp(r, -EXPM1_HALVINGS), s = inv_fact[EXPM1_TERMS - 1];
+    for (int k = EXPM1_TERMS - 2; k >= 0; k--) s = dd_add(inv_fact[k], dd_mul(x, s));
+    s = dd_mul(x, s);
+    for (int i = 0; i < EXPM1_HALVINGS; i++) s = dd_mul(s, dd_add(s, dd_of(2)));
+    return s;
+}
+
+/* tanh(a) and 1 - tanh(a)^2, as perturbation._tanh_and_sech2. */
+static void tanh_and_sech2(dd a, dd ln2, const dd *inv_fact, dd *t, dd *s2) {
+    double sign = a.hi < 0 ? -1 : 1;
+    dd x = fabs(a.hi) < 350 ? (dd){a.hi * sign, a.lo * sign} : dd_of(350);
+    dd r2 = dd_mul(x, dd_of(-2));
+    double m = nearbyint(r2.hi / ln2.hi);
+    dd s = expm1_reduced(dd_add(r2, dd_neg(dd_mul(ln2, dd_of(m)))), inv_fact);
+    dd E = dd_ldexp(dd_add(s, dd_of(1)), (int)m); /* exp(-2|a|) */
+    dd one_minus_E = m == 0 ? dd_neg(s) : dd_add(dd_of(1), dd_neg(E));
+    dd one_plus_E = dd_add(E, dd_of(1));
+    dd q = dd_div(one_minus_E, one_plus_E);
+    *t = (dd){q.hi * sign, q.lo * sign};
+    *s2 = dd_div(dd_mul(E, dd_of(4)), dd_mul(one_plus_E, one_plus_E));
+}
+
+/* The reference's forward and backward pass over n data rows (X (n, WIDTH), Y (n,
+ * TARGET_DIM)) with weights W0 (WIDTH, WIDTH), W1 (WIDTH, TARGET_DIM): every output in
+ * hi and lo halves, as _Pass holds them. p, h, s2, slope, pre, g0 (n, WIDTH); r, g
+ * (n, TARGET_DIM) (g: dL/d(output pre-activation), g0: dL/dp); grad0, grad1 like W0, W1;
+ * loss (hi, lo). consts: gain, out_scale, ln2, then 1/k! for k = 1 .. EXPM1_TERMS, each
+ * hi, lo. s2 is written for tanh only. */
+void zoomer_reference_pass(int nonlinearity, long n, const double *X, const double *Y,
+                           const double *w0_hi, const double *w0_lo, const double *w1_hi,
+                           const double *w1_lo, const double *consts,
+                           double *p_hi, double *p_lo, double *h_hi, double *h_lo, double *s2_hi,
+                           double *s2_lo, double *slope_hi, double *slope_lo, double *r_hi,
+                           double *r_lo, double *g_hi, double *g_lo, double *pre_hi, double *pre_lo,
+                           double *g0_hi, double *g0_lo, double *grad0_hi, double *grad0_lo,
+                           double *grad1_hi, double *grad1_lo, double *loss) {
+    const dd gain = {consts[0], consts[1]}, out_scale = {consts[2], consts[3]}, ln2 = {consts[4], consts[5]};
+    dd inv_fact[EXPM1_TERMS];
+    for (int k = 0; k < EXPM1_TERMS; k++) inv_fact[k] = (dd){consts[6 + 2 * k], consts[7 + 2 * k]};
+    const double no = (double)(n * TARGET_DIM);
+    const dd gscale = dd_mul(out_scale, dd_of(2.0 / no));
+    dd sse = dd_of(0);
+    for (long r = 0; r < n; r++) {
+        dd h[WIDTH], slope[WIDTH];
+        for (int j = 0; j < WIDTH; j++) {
+            dd p = dd_of(0);
+            for (int k = 0; k < WIDTH; k++) {
+                const double x = X[r * WIDTH + k];
+                dd t = two_prod(x, w0_hi[k * WIDTH + j]);
+                p = dd_add(p, quick_two_sum(t.hi, t.lo + x * w0_lo[k * WIDTH + j]));
+            }
+            const long at = r * WIDTH + j;
+            dd_put(p_hi, p_lo, at, p);
+            dd pk = dd_mul(p, gain);
+            if (nonlinearity == TANH) {
+                dd s2;
+                tanh_and_sech2(pk, ln2, inv_fact, &h[j], &s2);
+                dd_put(s2_hi, s2_lo, at, s2);
+                slope[j] = dd_mul(s2, gain);
+            } else if (nonlinearity == RELU) {
+                h[j] = p.hi > 0 ? pk : dd_of(0);
+                slope[j] = p.hi > 0 ? gain : dd_of(0);
+            } else {
+                h[j] = pk;
+                slope[j] = gain;
+            }
+            dd_put(h_hi, h_lo, at, h[j]);
+            dd_put(slope_hi, slope_lo, at, slope[j]);
+        }
+        for (int o = 0; o < TARGET_DIM; o++) {
+            dd out = dd_of(0);
+            for (int j = 0; j < WIDTH; j++)
+                out = dd_add(out, dd_mul(h[j], dd_at(w1_hi, w1_lo, j * TARGET_DIM + o)));
+            dd res = dd_add(dd_mul(out, out_scale), dd_of(-Y[r * TARGET_DIM + o]));
+            sse = dd_add(sse, dd_mul(res, res));
+            dd_put(r_hi, r_lo, r * TARGET_DIM + o, res);
+            dd_put(g_hi, g_lo, r * TARGET_DIM + o, dd_mul(res, gscale));
+        }
+        for (int j = 0; j < WIDTH; j++) { /* pre = g W1^T, the hidden layer's g = pre * slope */
+            dd pre = dd_of(0);
+            for (int o = 0; o < TARGET_DIM; o++)
+                pre = dd_add(pre, dd_mul(dd_at(g_hi, g_lo, r * TARGET_DIM + o), dd_at(w1_hi, w1_lo, j * TARGET_DIM + o)));
+            dd_put(pre_hi, pre_lo, r * WIDTH + j, pre);
+            dd_put(g0_hi, g0_lo, r * WIDTH + j, dd_mul(pre, slope[j]));
+        }
+    }
+    dd l = dd_div(sse, dd_of(no));
+    loss[0] = l.hi, loss[1] = l.lo;
+    for (int i = 0; i < WIDTH; i++) { /* grad1 = h^T g, grad0 = X^T g0 */
+        for (int o = 0; o < TARGET_DIM; o++) {
+            dd s = dd_of(0);
+            for (long r = 0; r < n; r++)
+                s = dd_add(s, dd_mul(dd_at(h_hi, h_lo, r * WIDTH + i), dd_at(g_hi, g_lo, r * TARGET_DIM + o)));
+            dd_put(grad1_hi, grad1_lo, i * TARGET_DIM + o, s);
+        }
+        for (int j = 0; j < WIDTH; j++) {
+            dd s = dd_of(0);
+            for (long r = 0; r < n; r++) {
+                const double x = X[r * WIDTH + i];
+                dd t = two_prod(x, g0_hi[r * WIDTH + j]);
+                s = dd_add(s, quick_two_sum(t.hi, t.lo + x * g0_lo[r * WIDTH + j]));
+            }
+            dd_put(grad0_hi, grad0_lo, i * WIDTH + j, s);
+        }
+    }
+}
