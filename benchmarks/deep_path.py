@@ -24,7 +24,10 @@ from decimal import Decimal
 import numpy as np
 
 import zoomer.target as target
+from PIL import Image, ImageDraw
+
 from zoomer.boundary import coherence, structure
+from zoomer.color import Reference, colorize, normalize
 from zoomer.config import VideoConfig
 from zoomer.experiment import Experiment
 from zoomer.plan import start_window
@@ -41,7 +44,11 @@ def main(argv=None) -> None:
     parser.add_argument("--center", nargs=2, default=None, help="decimal x y to start around")
     parser.add_argument("--start-decades", type=float, default=0.0, help="depth of the first level")
     parser.add_argument("--save", default=None, help="an .npz for every level's scores and window")
+    parser.add_argument("--sheet", nargs="+", default=None, metavar="NPZ",
+                        help="only draw these saved levels into one PNG (the last argument), and stop")
     args = parser.parse_args(argv)
+    if args.sheet:
+        return contact_sheet(args.sheet[:-1], args.sheet[-1])
     exp = Experiment(steps=args.steps)
     # the tanh condition's window cut to the preview's 16:9, where zoomer searches
     top = start_window(Window.from_bounds((-2.0, 6.0), (-3.0, 5.0)), VideoConfig(width=224, height=126))
@@ -65,6 +72,26 @@ def main(argv=None) -> None:
     point = target._refine(exp, start, args.decades - args.start_decades, np.random.default_rng(args.seed),
                            args.resolution, args.zoom, None, "auto", None)
     print("target", point_json(point))
+
+
+def contact_sheet(saved: list[str], out: str, columns: int = 4, scale: int = 4) -> None:
+    """Every saved level, coloured as zoomer colours a frame (each ranked on its own),
+    shallowest first, `columns` to a row, with its depth written on it."""
+    tiles = []
+    for path in saved:
+        data = np.load(path)
+        for scores, window in zip(data["scores"], data["windows"]):
+            width = json.loads(str(window)).get("width") or np.ptp(json.loads(str(window))["x"])
+            rgb = colorize(normalize(scores, Reference.from_scores(scores)))
+            tile = Image.fromarray(rgb).resize((scores.shape[1] * scale, scores.shape[0] * scale), Image.NEAREST)
+            ImageDraw.Draw(tile).text((3, 2), f"{np.log10(8 / width):.1f}", fill="white")
+            tiles.append(tile)
+    w, h = tiles[0].size
+    sheet = Image.new("RGB", (columns * w, -(-len(tiles) // columns) * h), "white")
+    for k, tile in enumerate(tiles):
+        sheet.paste(tile, ((k % columns) * w, (k // columns) * h))
+    sheet.save(out)
+    print(f"{len(tiles)} levels -> {out}")
 
 
 if __name__ == "__main__":

@@ -16,8 +16,10 @@ So "auto" uses float32 only for windows at least FLOAT32_MIN_WIDTH wide (every m
 window that wide agreed on >= 99%), never for minibatch training, and never for longer
 training than was measured (more steps amplify rounding further); otherwise float64, and
 past float64's reach (neighbouring pixels' hyperparameters a few ulps apart, about 13
-decades) perturbation: float64 differences from a double-double reference run, about 20x
-a float64 run's cost, so only where float64 cannot draw the frame at all.
+decades) perturbation: float64 differences from a double-double reference run, so only
+where float64 cannot draw the frame at all (compiled on the CPU, a pixel costs about 1.5x
+a fused float64 run plus the reference's few ms per step, glitch repair on top;
+BENCHMARKS.md).
 """
 from __future__ import annotations
 
