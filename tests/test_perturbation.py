@@ -249,6 +249,51 @@ def test_a_kernel_that_disagrees_with_torch_is_set_aside(monkeypatch):
     np.testing.assert_allclose(got, right, rtol=1e-9)
 
 
+@needs_kernel
+def test_the_compiled_reference_pass_is_the_same_on_any_number_of_threads():
+    exp = experiment("tanh")
+    prob = exp.problem()
+    net = perturbation._Net(exp, "cpu")
+    W = [DD.of(w) for w in prob.weights]
+    threads = torch.get_num_threads()
+    try:
+        passes = []
+        for n in (1, 3):
+            torch.set_num_threads(n)
+            passes.append(net._compiled_forward(W, prob.X, prob.Y))
+    finally:
+        torch.set_num_threads(threads)
+    one, three = passes
+    for name in ("p", "h", "s2", "slope", "g", "pre", "grads"):
+        for a, b in zip(getattr(one, name), getattr(three, name)):
+            if a is not None:
+                assert torch.equal(a.hi, b.hi) and torch.equal(a.lo, b.lo), name
+    assert torch.equal(one.loss.hi, three.loss.hi) and torch.equal(one.loss.lo, three.loss.lo)
+
+
+@needs_kernel
+def test_a_reference_pass_that_disagrees_with_torch_is_set_aside(monkeypatch):
+    """The compiled reference pass is checked against the torch pass to 1e-28 the first
+    time; one a few ulps of float64 off warns once, and the torch pass runs instead."""
+    exp = experiment("relu")
+    cx, cy = CONDITIONS["relu"][1:]
+    dx, dy = PIXELS[:, 0] * 1e-20, PIXELS[:, 1] * 1e-20
+    monkeypatch.setattr(perturbation, "_PASS_AGREES", {})
+    right = render(exp, (cx, cy), dx, dy).scores
+    compiled = cpu_perturbation.reference_pass
+
+    def slightly_off(*args):
+        out = compiled(*args)
+        hi, lo = out["grad0"]
+        return {**out, "grad0": (hi, lo + 1e-20 * hi)}
+
+    monkeypatch.setattr(cpu_perturbation, "reference_pass", slightly_off)
+    monkeypatch.setattr(perturbation, "_PASS_AGREES", {})
+    with pytest.warns(UserWarning, match="compiled reference pass disagrees"):
+        got = render(exp, (cx, cy), dx, dy).scores
+    np.testing.assert_allclose(got, right, rtol=1e-9)
+
+
 def test_a_diverging_reference_is_repaired():
     """A reference that diverges while its pixels converge glitches them; they are
     trained again from a reference among them and agree with the float64 engine."""

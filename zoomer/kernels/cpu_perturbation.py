@@ -87,7 +87,7 @@ def reference_pass(exp: Experiment, X: torch.Tensor, Y: torch.Tensor, weights: l
     outputs = [_pointer(out[name][i]) for name in (*PASS_ROWS, *PASS_WEIGHTS) for i in (0, 1)]
     lib.zoomer_reference_pass(NONLINEARITIES.index(exp.nonlinearity), n, _pointer(X), _pointer(Y),
                               *map(_pointer, halves), _pointer(flat),
-                              *outputs, _pointer(out["loss"]))
+                              *outputs, _pointer(out["loss"]), torch.get_num_threads())
     return {name: (t[0], t[1]) for name, t in out.items()}
 
 
@@ -128,7 +128,7 @@ def _library(width: int, target_dim: int):
         return None
     int_, long_, ptr, real = ctypes.c_int, ctypes.c_long, ctypes.c_void_p, ctypes.c_double
     lib.zoomer_reference_pass.restype = None
-    lib.zoomer_reference_pass.argtypes = [int_, long_, ptr, ptr, *[ptr] * 4, ptr, *[ptr] * 21]
+    lib.zoomer_reference_pass.argtypes = [int_, long_, ptr, ptr, *[ptr] * 4, ptr, *[ptr] * 21, int_]
     lib.zoomer_perturbed_step.restype = int_
     lib.zoomer_perturbed_step.argtypes = [
         int_, long_,  # nonlinearity, n_rows

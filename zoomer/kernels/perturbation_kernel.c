@@ -287,6 +287,10 @@ static inline dd dd_mul(dd a, dd b) {
     return quick_two_sum(p.hi, p.lo + (a.hi * b.lo + a.lo * b.hi));
 }
 static inline dd dd_of(double a) { return (dd){a, 0}; }
+static inline dd dd_times(double a, dd b) { /* a float64 times a double-double */
+    dd p = two_prod(a, b.hi);
+    return quick_two_sum(p.hi, p.lo + a * b.lo);
+}
 static inline dd dd_div(dd a, dd b) {
     double q1 = a.hi / b.hi;
     dd r = dd_add(a, dd_neg(dd_mul(b, dd_of(q1))));
@@ -330,7 +334,8 @@ static void tanh_and_sech2(dd a, dd ln2, const dd *inv_fact, dd *t, dd *s2) {
  * hi and lo halves, as _Pass holds them. p, h, s2, slope, pre, g0 (n, WIDTH); r, g
  * (n, TARGET_DIM) (g: dL/d(output pre-activation), g0: dL/dp); grad0, grad1 like W0, W1;
  * loss (hi, lo). consts: gain, out_scale, ln2, then 1/k! for k = 1 .. EXPM1_TERMS, each
- * hi, lo. s2 is written for tanh only. */
+ * hi, lo. s2 is written for tanh only. Rows, then the gradients' rows, are shared among
+ * `threads` threads; each value's arithmetic is the same whatever the thread count. */
 void zoomer_reference_pass(int nonlinearity, long n, const double *X, const double *Y,
                            const double *w0_hi, const double *w0_lo, const double *w1_hi,
                            const double *w1_lo, const double *consts,
@@ -338,22 +343,20 @@ void zoomer_reference_pass(int nonlinearity, long n, const double *X, const doub
                            double *s2_lo, double *slope_hi, double *slope_lo, double *r_hi,
                            double *r_lo, double *g_hi, double *g_lo, double *pre_hi, double *pre_lo,
                            double *g0_hi, double *g0_lo, double *grad0_hi, double *grad0_lo,
-                           double *grad1_hi, double *grad1_lo, double *loss) {
+                           double *grad1_hi, double *grad1_lo, double *loss, int threads) {
     const dd gain = {consts[0], consts[1]}, out_scale = {consts[2], consts[3]}, ln2 = {consts[4], consts[5]};
     dd inv_fact[EXPM1_TERMS];
     for (int k = 0; k < EXPM1_TERMS; k++) inv_fact[k] = (dd){consts[6 + 2 * k], consts[7 + 2 * k]};
     const double no = (double)(n * TARGET_DIM);
     const dd gscale = dd_mul(out_scale, dd_of(2.0 / no));
     dd sse = dd_of(0);
+#pragma omp parallel for num_threads(threads) schedule(static)
     for (long r = 0; r < n; r++) {
         dd h[WIDTH], slope[WIDTH];
         for (int j = 0; j < WIDTH; j++) {
             dd p = dd_of(0);
-            for (int k = 0; k < WIDTH; k++) {
-                const double x = X[r * WIDTH + k];
-                dd t = two_prod(x, w0_hi[k * WIDTH + j]);
-                p = dd_add(p, quick_two_sum(t.hi, t.lo + x * w0_lo[k * WIDTH + j]));
-            }
+            for (int k = 0; k < WIDTH; k++)
+                p = dd_add(p, dd_times(X[r * WIDTH + k], dd_at(w0_hi, w0_lo, k * WIDTH + j)));
             const long at = r * WIDTH + j;
             dd_put(p_hi, p_lo, at, p);
             dd pk = dd_mul(p, gain);
@@ -377,7 +380,6 @@ void zoomer_reference_pass(int nonlinearity, long n, const double *X, const doub
             for (int j = 0; j < WIDTH; j++)
                 out = dd_add(out, dd_mul(h[j], dd_at(w1_hi, w1_lo, j * TARGET_DIM + o)));
             dd res = dd_add(dd_mul(out, out_scale), dd_of(-Y[r * TARGET_DIM + o]));
-            sse = dd_add(sse, dd_mul(res, res));
             dd_put(r_hi, r_lo, r * TARGET_DIM + o, res);
             dd_put(g_hi, g_lo, r * TARGET_DIM + o, dd_mul(res, gscale));
         }
@@ -389,8 +391,13 @@ void zoomer_reference_pass(int nonlinearity, long n, const double *X, const doub
             dd_put(g0_hi, g0_lo, r * WIDTH + j, dd_mul(pre, slope[j]));
         }
     }
+    for (long i = 0; i < n * TARGET_DIM; i++) { /* the squared residuals, in row order */
+        dd res = dd_at(r_hi, r_lo, i);
+        sse = dd_add(sse, dd_mul(res, res));
+    }
     dd l = dd_div(sse, dd_of(no));
     loss[0] = l.hi, loss[1] = l.lo;
+#pragma omp parallel for num_threads(threads) schedule(static)
     for (int i = 0; i < WIDTH; i++) { /* grad1 = h^T g, grad0 = X^T g0 */
         for (int o = 0; o < TARGET_DIM; o++) {
             dd s = dd_of(0);
@@ -400,11 +407,7 @@ void zoomer_reference_pass(int nonlinearity, long n, const double *X, const doub
         }
         for (int j = 0; j < WIDTH; j++) {
             dd s = dd_of(0);
-            for (long r = 0; r < n; r++) {
-                const double x = X[r * WIDTH + i];
-                dd t = two_prod(x, g0_hi[r * WIDTH + j]);
-                s = dd_add(s, quick_two_sum(t.hi, t.lo + x * g0_lo[r * WIDTH + j]));
-            }
+            for (long r = 0; r < n; r++) s = dd_add(s, dd_times(X[r * WIDTH + i], dd_at(g0_hi, g0_lo, r * WIDTH + j)));
             dd_put(grad0_hi, grad0_lo, i * WIDTH + j, s);
         }
     }
