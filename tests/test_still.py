@@ -11,7 +11,7 @@ from PIL import Image
 import zoomer
 from zoomer.color import Reference, color_frame
 from zoomer.config import ColorConfig
-from zoomer.figure import edge_ticks, still_figure
+from zoomer.figure import MIN_PLOT, edge_ticks, enlarged, still_figure
 from zoomer.plan import SUPERSAMPLE, supersample
 from zoomer.still_cli import render_still
 from zoomer.window import Window
@@ -46,7 +46,7 @@ def test_still_writes_png_figure_and_metadata(compose_still, tmp_path):
     scores = zoomer.landscape(zoomer.Experiment(n_data=1, steps=20), window, (32, 48), dtype="float32", supersample=2)
     color = ColorConfig(cmap="fire_ice")
     np.testing.assert_array_equal(still, color_frame(scores, Reference.from_scores(scores), color, "loss", 2))
-    top, _ = locate(np.asarray(Image.open(tmp_path / "figure.png")), still)
+    top, _ = locate(np.asarray(Image.open(tmp_path / "figure.png")), enlarged(still))
     assert top > 0  # room for the title above
 
     written = json.loads((tmp_path / "metadata.json").read_text())
@@ -92,8 +92,18 @@ def picture(height=50, width=80):
     return np.random.default_rng(0).integers(40, 216, (height, width, 3), dtype=np.uint8)
 
 
+def test_a_small_still_is_enlarged_in_whole_pixels_not_dwarfed_by_its_title():
+    rgb = picture(64, 64)
+    figure = np.asarray(still_figure(rgb, Window.from_bounds((0.0, 1.0), (2.0, 3.0)), ("x", "y"), "t" * 120))
+    shown = enlarged(rgb)
+    assert min(shown.shape[:2]) >= MIN_PLOT and shown.shape[0] % 64 == 0
+    np.testing.assert_array_equal(shown[:: shown.shape[0] // 64, :: shown.shape[1] // 64], rgb)
+    locate(figure, shown)
+    assert shown.shape[0] * shown.shape[1] >= 0.25 * figure.shape[0] * figure.shape[1]
+
+
 def test_figure_frames_the_picture_with_title_and_edge_ticks():
-    rgb, window = picture(), Window.from_bounds((0.0, 1.0), (2.0, 3.0))
+    rgb, window = enlarged(picture()), Window.from_bounds((0.0, 1.0), (2.0, 3.0))
     figure = np.asarray(still_figure(rgb, window, ("x", "y"), "a title"))
     top, left = locate(figure, rgb)
     h, w = rgb.shape[:2]
@@ -110,7 +120,8 @@ def test_figure_frames_the_picture_with_title_and_edge_ticks():
 
 def test_figure_ticks_follow_the_window():
     """Other y bounds change the y tick labels beside the picture, and nothing below it."""
-    rgb, (h, w) = picture(), picture().shape[:2]
+    rgb = enlarged(picture())  # as large as a figure shows it: nothing enlarges it again
+    h, w = rgb.shape[:2]
     figures = [np.asarray(still_figure(rgb, Window.from_bounds((0.0, 1.0), y), ("x", "y"), "t"))
                for y in ((2.0, 3.0), (7.0, 9.0))]
     (ta, la), (tb, lb) = (locate(f, rgb) for f in figures)

@@ -34,14 +34,14 @@ class Axes:
     def around(cls, plot: tuple[int, int], xlim, ylim, xticks, yticks, texts: tuple[str, ...],
                font_size: int) -> "Axes":
         """A canvas with room around a plot area (width, height) for the tick labels and
-        the texts (axis labels, title); wide and tall enough that the longest text fits
-        across (the title, the x label) or upright (the y label)."""
+        the texts (x label, y label, title); wide enough that the title and the x label fit
+        across, tall enough that the y label fits upright."""
         font = ImageFont.load_default(size=font_size)
         left = round(2.5 * font_size + max(font.getlength(label) for _, label in yticks))
         right = round(font_size + max(font.getlength(label) for _, label in xticks) / 2)
         top, bottom = 3 * font_size, 4 * font_size
-        longest = round(max(font.getlength(t) for t in texts)) + 2 * font_size
-        size = (max(left + plot[0] + right, longest), max(top + plot[1] + bottom, top + longest))
+        xlabel, ylabel, title = (round(font.getlength(t)) + 2 * font_size for t in texts)
+        size = (max(left + plot[0] + right, xlabel, title), max(top + plot[1] + bottom, top + ylabel))
         box = (left, top, left + plot[0], top + plot[1])
         return cls(Image.new("RGB", size, "white"), box, tuple(xlim), tuple(ylim), font_size)
 
@@ -131,6 +131,18 @@ def linear_ticks(lo: float, hi: float) -> list[tuple[float, str]]:
     return [(math.log10(v), label) for v, label in (ends[0], ends[-1])]
 
 
+# The shorter side of a still's plot, at least: a smaller picture is enlarged by a whole
+# factor, so its title, ticks and labels do not dwarf it.
+MIN_PLOT = 384
+
+
+def enlarged(rgb: np.ndarray) -> np.ndarray:
+    """The picture as a still's figure shows it: each pixel repeated a whole number of
+    times until the shorter side is at least MIN_PLOT (crisp, every pixel the same size)."""
+    k = -(-MIN_PLOT // min(rgb.shape[:2]))
+    return np.repeat(np.repeat(rgb, k, axis=0), k, axis=1) if k > 1 else rgb
+
+
 def still_figure(rgb: np.ndarray, window: Window, labels: tuple[str, str], title: str,
                  linear: bool = False) -> Image.Image:
     """The picture (display orientation) framed by axes in axis units (log10), or with
@@ -144,6 +156,7 @@ def still_figure(rgb: np.ndarray, window: Window, labels: tuple[str, str], title
         labels = tuple(f"{label} - c{axis}" for label, axis in zip(labels, "xy"))
         title = f"{title}; centre ({centre[0]}, {centre[1]})"
         window = Window(0.0, 0.0, window.half_w, window.half_h)
+    rgb = enlarged(rgb)
     height, width = rgb.shape[:2]
     xticks, yticks = ticks(*window.x_bounds), ticks(*window.y_bounds)
     font_size = max(12, min(height, width) // 40)
