@@ -25,9 +25,10 @@ formed). Glitched pixels are trained again from a new reference among them (rend
 The reference takes each step once, then every pixel takes it from the reference's
 values, so nothing of its trajectory is stored and a pixel's state between steps is only
 its weight differences. Its matrix products are float64 GEMMs on exact slices of its
-operands (Ozaki's scheme), summed in DD. The pixels' step is compiled on the CPU for nets
-of two layers on the full batch (zoomer/kernels/perturbation_kernel.c, checked against the
-torch step below on its first use); elsewhere torch takes it, `chunk` pixels at a time.
+operands (Ozaki's scheme), summed in DD. On the CPU, for nets of two layers, the
+reference's pass and (on the full batch) the pixels' step are compiled
+(zoomer/kernels/perturbation_kernel.c), each checked against its torch version below on
+its first use in a process; elsewhere torch takes them, the pixels `chunk` at a time.
 """
 from __future__ import annotations
 
