@@ -250,6 +250,24 @@ def test_a_kernel_that_disagrees_with_torch_is_set_aside(monkeypatch):
 
 
 @needs_kernel
+def test_a_pixels_compiled_run_does_not_depend_on_its_neighbours():
+    """One SIMD lane per pixel: a pixel trained alone, or among others in any lane group,
+    gives the same bits against the same reference. (A glitched pixel's repair depends on
+    which reference its glitched neighbours choose; none glitch here.)"""
+    exp = experiment("tanh")
+    cx, cy = CONDITIONS["tanh"][1:]
+    g = np.linspace(-0.5, 0.5, 3) * 1e-16
+    dx, dy = (a.ravel() for a in np.meshgrid(g, g))
+    frame = render(exp, (cx, cy), dx, dy)
+    assert len(frame.references) == 1
+    together = frame.scores
+    alone = [render(exp, (cx, cy), dx[k:k + 1], dy[k:k + 1]).scores[0] for k in (0, 4, 8)]
+    assert np.array_equal(together[[0, 4, 8]], alone)
+    reordered = render(exp, (cx, cy), dx[::-1], dy[::-1]).scores[::-1]
+    assert np.array_equal(together, reordered)
+
+
+@needs_kernel
 def test_the_compiled_reference_pass_is_the_same_on_any_number_of_threads():
     exp = experiment("tanh")
     prob = exp.problem()
