@@ -50,9 +50,7 @@ def main(argv=None) -> None:
     if args.sheet:
         return contact_sheet(args.sheet[:-1], args.sheet[-1])
     exp = Experiment(steps=args.steps)
-    # the tanh condition's window cut to the preview's 16:9, where zoomer searches
-    top = start_window(Window.from_bounds((-2.0, 6.0), (-3.0, 5.0)), VideoConfig(width=224, height=126))
-    start = top
+    top = start = tanh_start()
     if args.center is not None:
         start = Window.around(tuple(Decimal(c) for c in args.center), top.width / 10**args.start_decades, top.half_w / top.half_h)
     pick, began, levels = target._pick, time.perf_counter(), []
@@ -74,17 +72,24 @@ def main(argv=None) -> None:
     print("target", point_json(point))
 
 
+def tanh_start() -> Window:
+    """The tanh condition's window cut to the preview's 16:9, where zoomer searches: depths
+    are counted from it."""
+    return start_window(Window.from_bounds((-2.0, 6.0), (-3.0, 5.0)), VideoConfig(width=224, height=126))
+
+
 def contact_sheet(saved: list[str], out: str, columns: int = 4, scale: int = 4) -> None:
     """Every saved level, coloured as zoomer colours a frame (each ranked on its own),
     shallowest first, `columns` to a row, with its depth written on it."""
-    tiles = []
+    tiles, top = [], tanh_start().width
     for path in saved:
         data = np.load(path)
-        for scores, window in zip(data["scores"], data["windows"]):
-            width = json.loads(str(window)).get("width") or np.ptp(json.loads(str(window))["x"])
+        for scores, saved_window in zip(data["scores"], data["windows"]):
+            window = json.loads(str(saved_window))
+            width = window.get("width") or np.ptp(window["x"])
             rgb = colorize(normalize(scores, Reference.from_scores(scores)))
             tile = Image.fromarray(rgb).resize((scores.shape[1] * scale, scores.shape[0] * scale), Image.NEAREST)
-            ImageDraw.Draw(tile).text((3, 2), f"{np.log10(8 / width):.1f}", fill="white")
+            ImageDraw.Draw(tile).text((3, 2), f"{np.log10(top / width):.1f}", fill="white")
             tiles.append(tile)
     w, h = tiles[0].size
     sheet = Image.new("RGB", (columns * w, -(-len(tiles) // columns) * h), "white")

@@ -114,7 +114,7 @@ def computed_by(backend: str, exp: Experiment, device: torch.device, dtypes) -> 
     also where a kernel failed its probe). Backends agree closely but not bit for bit."""
     names = {}
     for dtype in dtypes:
-        if dtype == PERTURBATION:  # float64 differences from a double-double reference, torch ops
+        if dtype == PERTURBATION:  # float64 differences from a double-double reference (zoomer.perturbation)
             names[dtype] = PERTURBATION
             continue
         fast = kernels.find(backend, exp, device, dtype)

@@ -19,10 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from ..experiment import NONLINEARITIES, Experiment
-from .cpu import ROWS, compiled
+from .cpu import ROWS, _pad_rows, _pointer, compiled
 
 SOURCE = Path(__file__).with_name("perturbation_kernel.c")
 
@@ -111,14 +110,6 @@ def step(exp: Experiment, ref: ReferenceStep, dlrs: torch.Tensor, dW: list, glit
     if failed:
         raise MemoryError("the perturbation kernel could not allocate its per-thread workspace")
     return loss, glitched > 0
-
-
-def _pad_rows(t: torch.Tensor) -> torch.Tensor:
-    return F.pad(t, (0, 0, 0, -t.shape[-2] % ROWS)).contiguous()
-
-
-def _pointer(t: torch.Tensor):
-    return ctypes.c_void_p(t.data_ptr())
 
 
 @functools.lru_cache(maxsize=None)
