@@ -47,19 +47,19 @@ def main() -> None:
         train_grid(exp, float(CENTRE[0]) + dx, float(CENTRE[1]) + dy, device=args.device, backend=backend)
         plain[backend] = time.perf_counter() - start
 
-    compiled = cpu_perturbation.supports, cpu_perturbation.supports_reference
+    compiled = cpu_perturbation.supports
     render(Experiment(steps=20), CENTRE, [0.0, 1e-20], [0.0, 0.0], device=args.device)  # builds, first-use checks
     perturbed = {}
     for path in ("compiled", "torch"):
         if path == "torch":
-            cpu_perturbation.supports = cpu_perturbation.supports_reference = lambda *args: False
+            cpu_perturbation.supports = lambda *args: False
         start = time.perf_counter()
         render(exp, CENTRE, [0.0], [0.0], device=args.device)
         reference = time.perf_counter() - start  # the reference run, and one pixel with it
         start = time.perf_counter()
         deep = render(exp, CENTRE, dx * 1e-20, dy * 1e-20, device=args.device, chunk=args.chunk)
         perturbed[path] = (time.perf_counter() - start, reference, deep)
-    cpu_perturbation.supports, cpu_perturbation.supports_reference = compiled
+    cpu_perturbation.supports = compiled
 
     print(f"{dx.size} pixels x {args.steps} steps on {args.device}, load {os.getloadavg()[0]:.1f}")
     for backend, seconds in plain.items():

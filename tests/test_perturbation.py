@@ -41,7 +41,7 @@ CONDITIONS = {
 PIXELS = np.array([[0.5, -0.5], [-0.5, 0.5], [0.25, 0.1], [-0.3, -0.2]])
 
 
-needs_kernel = pytest.mark.skipif(not cpu_perturbation.supports(Experiment(**SMALL), "cpu", False),
+needs_kernel = pytest.mark.skipif(not cpu_perturbation.supports(Experiment(**SMALL), "cpu"),
                                   reason="the perturbation kernel does not build here")
 
 
@@ -153,18 +153,17 @@ def check_depth(name: str, decades: int, exact) -> None:
 @pytest.fixture(params=["kernel", "torch"])
 def path(request, monkeypatch):
     """Each way of training the reference and stepping the pixels: compiled for the CPU,
-    and torch (CUDA, deeper nets, minibatches, a CPU without a compiler)."""
+    and torch (CUDA, deeper nets, a CPU without a compiler)."""
     if request.param == "kernel":
-        if not cpu_perturbation.supports(experiment("tanh"), "cpu", False):
+        if not cpu_perturbation.supports(experiment("tanh"), "cpu"):
             pytest.skip("the perturbation kernel does not build here")
     else:
         monkeypatch.setattr(cpu_perturbation, "supports", lambda *args: False)
-        monkeypatch.setattr(cpu_perturbation, "supports_reference", lambda *args: False)
     return request.param
 
 
 @pytest.mark.parametrize("decades", [13, 30])
-@pytest.mark.parametrize("name", ["tanh", "relu", "paraminit_every_step"])
+@pytest.mark.parametrize("name", ["tanh", "relu", "minibatch", "paraminit_every_step"])
 def test_matches_50_digit_training(name, decades, exact, path):
     check_depth(name, decades, exact)
 
@@ -192,11 +191,12 @@ def test_matches_float64_engine_to_10_decades(name, decades):
 
 
 @needs_kernel
-@pytest.mark.parametrize("name", ["tanh", "relu", "identity", "single_datapoint", "paraminit_at_init"])
+@pytest.mark.parametrize("name", ["tanh", "relu", "identity", "minibatch", "single_datapoint", "paraminit_at_init"])
 def test_the_compiled_step_is_the_torch_step_where_differences_are_large(name):
     """One step from differences as large as the weights (tanh units saturating the other
     way, relu units across the kink, glitched pixels): the kernel's losses, glitch flags
-    and stepped differences are torch's to rounding."""
+    and stepped differences are torch's to rounding. A minibatch step trains on its rows
+    and scores the loss on the full batch's."""
     exp = experiment(name)
     prob = exp.problem()
     lrs, offset = reference_hparams(exp, *CONDITIONS[name][1:])
@@ -205,6 +205,7 @@ def test_the_compiled_step_is_the_torch_step_where_differences_are_large(name):
     W[0] = W[0] + offset
     full = net.forward(W, prob.X, prob.Y)
     ref_loss = full.loss
+    step = full if prob.batches is None else net.forward(W, prob.X[prob.batches[0]], prob.Y[prob.batches[0]])
     generator = torch.Generator().manual_seed(0)
     B = 4 * 11  # a lane group's worth past whole ones on every vector width
     scale = torch.logspace(-12, 1.5, B, dtype=torch.float64)[:, None, None]
@@ -212,9 +213,9 @@ def test_the_compiled_step_is_the_torch_step_where_differences_are_large(name):
     for d, w in zip(dW, W):  # the reference ran away from this pixel: glitched
         d[-1] = -w.hi
     dlrs = torch.randn((B, 2), generator=generator, dtype=torch.float64) * lrs.hi * 1e-3
-    want_loss, want_lost, want = perturbation._step(net, full, full, W, ref_loss, lrs, dlrs, dW)
+    want_loss, want_lost, want = perturbation._step(net, full, step, W, ref_loss, lrs, dlrs, dW)
     got = [d.clone() for d in dW]
-    ref = perturbation._reference_step(net, prob.X, full, W, ref_loss, lrs)
+    ref = perturbation._reference_step(net, full, step, W, ref_loss, lrs)
     got_loss, got_lost = cpu_perturbation.step(exp, ref, dlrs, got, perturbation.GLITCH_RATIO)
     assert torch.equal(got_lost, want_lost) and want_lost[-1]
     np.testing.assert_allclose(got_loss, want_loss, rtol=1e-12)
@@ -234,7 +235,7 @@ def test_a_kernel_that_disagrees_with_torch_is_set_aside(monkeypatch):
     dx, dy = PIXELS[:, 0] * 1e-14, PIXELS[:, 1] * 1e-14
     monkeypatch.setattr(perturbation, "_KERNEL_AGREES", {})
     right = render(exp, (cx, cy), dx, dy).scores
-    assert perturbation._KERNEL_AGREES == {("tanh", exp.width, exp.target_dim): True}
+    assert perturbation._KERNEL_AGREES == {("tanh", exp.width, exp.target_dim, True): True}
     step = cpu_perturbation.step
 
     def off_by_a_little(exp, ref, dlrs, dW, ratio):

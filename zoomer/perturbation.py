@@ -319,7 +319,7 @@ class _Net:
             self.scale = [DD.exact(1 / Decimal(a).sqrt(), device) for a, _ in exp.layer_shapes]
         self.gain = [self.c.sqrt2 * s if exp.nonlinearity != "identity" else s for s in self.scale]
         self.out_scale = self.scale[-1] * self.scale[-1]
-        self.compiled = cpu_perturbation.supports_reference(exp, device)
+        self.compiled = cpu_perturbation.supports(exp, device)
 
     # -- the reference, in DD --
     def forward(self, W: list[DD], x: torch.Tensor, y: torch.Tensor, backward: bool = True) -> _Pass:
@@ -454,7 +454,7 @@ def train_perturbed(exp: Experiment, prob: Problem, lrs: DD, offset: DD,
     glitched = torch.zeros(B, dtype=torch.bool, device=device)
     v = torch.ones(B, dtype=torch.float64, device=device)  # each pixel's latest l / l0
     parts = [torch.arange(i, min(i + chunk, B), device=device) for i in range(0, B, chunk)]
-    fused = cpu_perturbation.supports(exp, device, prob.batches is not None)
+    fused = cpu_perturbation.supports(exp, device)
     for t in range(exp.steps):
         if t == 0 or exp.offset_every_step:
             W[0] = W[0] + offset
@@ -473,9 +473,9 @@ def train_perturbed(exp: Experiment, prob: Problem, lrs: DD, offset: DD,
         # the step uses the minibatch; the scored loss is the full batch's
         step = full if prob.batches is None else net.forward(W, prob.X[prob.batches[t]], prob.Y[prob.batches[t]])
         if fused and t >= 1:  # from the second step on, when the pixels' differences are not 0
-            fused = _kernel_agrees(exp, net, prob.X, full, W, ref_loss, lrs, dlrs, dW)
+            fused = _kernel_agrees(exp, net, full, step, W, ref_loss, lrs, dlrs, dW)
         if fused:
-            loss, lost = cpu_perturbation.step(exp, _reference_step(net, prob.X, full, W, ref_loss, lrs),
+            loss, lost = cpu_perturbation.step(exp, _reference_step(net, full, step, W, ref_loss, lrs),
                                                dlrs, dW, GLITCH_RATIO)
             acc.add(t, loss)
             v = loss / acc.l0
@@ -508,14 +508,16 @@ def _step(net: _Net, full: _Pass, step: _Pass, W: list[DD], ref_loss: DD, lrs: D
     return loss, lost, stepped
 
 
-def _reference_step(net: _Net, X, full: _Pass, W: list[DD], ref_loss: DD, lrs: DD):
-    """What the compiled kernel reads of the reference's step (two layers, full batch)."""
-    a = full.p[0] * net.gain[0] if net.exp.nonlinearity == "tanh" else full.p[0]
-    s2 = full.s2[0].hi if full.s2[0] is not None else torch.zeros_like(a.hi)
+def _reference_step(net: _Net, full: _Pass, step: _Pass, W: list[DD], ref_loss: DD, lrs: DD):
+    """What the compiled kernel reads of the reference's step (two layers): the rows it
+    trains on, and for a minibatch the full batch's, which its loss is scored on."""
+    a = [p.p[0] * net.gain[0] if net.exp.nonlinearity == "tanh" else p.p[0] for p in (step, full)]
+    s2 = [p.s2[0].hi if p.s2[0] is not None else torch.zeros_like(p.h[0].hi) for p in (step, full)]
+    scored = None if step is full else (full.x, a[1].hi, a[1].lo, full.h[0].hi, s2[1], full.r.hi)
     return cpu_perturbation.ReferenceStep(
-        X, a.hi, a.lo, full.h[0].hi, s2, full.slope[0].hi, full.pre[1].hi, full.r.hi, full.g[1].hi,
-        [w.hi for w in W], [g.hi for g in full.grads], [float(lrs.hi[i]) for i in range(len(W))],
-        float(net.gain[0].hi), float(net.out_scale.hi), float(ref_loss.hi), float(ref_loss.lo))
+        step.x, a[0].hi, a[0].lo, step.h[0].hi, s2[0], step.slope[0].hi, step.pre[1].hi, step.r.hi,
+        step.g[1].hi, [w.hi for w in W], [g.hi for g in step.grads], [float(lrs.hi[i]) for i in range(len(W))],
+        float(net.gain[0].hi), float(net.out_scale.hi), float(ref_loss.hi), float(ref_loss.lo), scored)
 
 
 # Whether the compiled reference pass gave the torch pass's values, per (nonlinearity,
@@ -558,16 +560,16 @@ PROBE_PIXELS = 64
 PROBE_TOLERANCE = 1e-9  # relative: the two differ only in rounding
 
 
-def _kernel_agrees(exp: Experiment, net: _Net, X, full: _Pass, W, ref_loss, lrs, dlrs, dW) -> bool:
+def _kernel_agrees(exp: Experiment, net: _Net, full: _Pass, step: _Pass, W, ref_loss, lrs, dlrs, dW) -> bool:
     """Whether the kernel's step of the first pixels matches the torch path's (once per
-    process and shape); if not, one warning says so and the torch path steps instead."""
-    key = (exp.nonlinearity, exp.width, exp.target_dim)
+    process, shape and batching); if not, one warning says so and the torch path steps instead."""
+    key = (exp.nonlinearity, exp.width, exp.target_dim, step is full)
     if key not in _KERNEL_AGREES:
         rows = slice(0, PROBE_PIXELS)
         probe = [w[rows].clone() for w in dW]
-        loss, lost = cpu_perturbation.step(exp, _reference_step(net, X, full, W, ref_loss, lrs),
+        loss, lost = cpu_perturbation.step(exp, _reference_step(net, full, step, W, ref_loss, lrs),
                                            dlrs[rows], probe, GLITCH_RATIO)
-        want = _step(net, full, full, W, ref_loss, lrs, dlrs[rows], [w[rows] for w in dW])
+        want = _step(net, full, step, W, ref_loss, lrs, dlrs[rows], [w[rows] for w in dW])
         got = (loss, lost, probe)
         agrees = bool((got[1] == want[1]).all()) and all(
             bool(((g - w).abs() <= PROBE_TOLERANCE * w.abs().max().clamp_min(1e-300)).all())

@@ -6,10 +6,9 @@ differences from it. Its torch path forms those differences in chunks of large t
 dozens of passes over memory per step, and the reference's pass as a few thousand torch
 ops on small tensors, mostly dispatch. Here the pixels take one step in one pass over the
 data rows, their blocks in cache, as cpu_kernel.c trains runs, and the reference's pass is
-plain C. Both cover the nets of two layers on the CPU (the pixels' step the full batch
-only: every paper condition but minibatch); perturbation.py takes the torch path for the
-rest, and checks the compiled step and pass against it the first time it uses them in a
-process.
+plain C. Both cover the nets of two layers on the CPU (every paper condition);
+perturbation.py takes the torch path for the rest, and checks the compiled step and pass
+against it the first time it uses them in a process.
 """
 from __future__ import annotations
 
@@ -33,7 +32,8 @@ class ReferenceStep:
     gain * pre-activation for tanh, the pre-activation for relu), activation h, tanh's
     1 - h^2 (s2), slope d h / d p and dL/dh (pre); per row (n, TARGET_DIM) its residual r and
     output gradient g; its weights and gradients; the layers' rates; and the net's
-    constants."""
+    constants. Those rows are the ones the step trains on; for a minibatch step, scored
+    holds the full batch's (X, a_hi, a_lo, h, s2, r), which its loss is scored on."""
 
     X: torch.Tensor
     a_hi: torch.Tensor
@@ -51,15 +51,11 @@ class ReferenceStep:
     out_scale: float
     loss_hi: float
     loss_lo: float
+    scored: tuple = None
 
 
-def supports(exp: Experiment, device, minibatch: bool) -> bool:
-    """The pixels' step: two layers, the full batch, the CPU, and a kernel that builds."""
-    return not minibatch and supports_reference(exp, device)
-
-
-def supports_reference(exp: Experiment, device) -> bool:
-    """The reference's pass: two layers, the CPU, and a kernel that builds."""
+def supports(exp: Experiment, device) -> bool:
+    """The pixels' step and the reference's pass: two layers, the CPU, and a kernel that builds."""
     if torch.device(device).type != "cpu" or exp.depth != 2:
         return False
     return _library(exp.width, exp.target_dim) is not None
@@ -98,12 +94,15 @@ def step(exp: Experiment, ref: ReferenceStep, dlrs: torch.Tensor, dW: list, glit
     B = dlrs.shape[0]
     n, o = ref.r.shape
     rows = [_pad_rows(t) for t in (ref.X, ref.a_hi, ref.a_lo, ref.h, ref.s2, ref.slope, ref.pre, ref.r, ref.g)]
+    scored = [_pad_rows(t) for t in ref.scored] if ref.scored is not None else rows[:5] + rows[7:8]
+    n_scored = ref.scored[0].shape[0] if ref.scored is not None else n
     fixed = [t.contiguous() for t in (*ref.weights, *ref.grads)]
     dlrs = dlrs.contiguous()
     loss, glitched = torch.empty(2, B, dtype=torch.float64)
     failed = lib.zoomer_perturbed_step(
-        NONLINEARITIES.index(exp.nonlinearity), rows[0].shape[0], *map(_pointer, rows + fixed),
-        *ref.lrs, ref.gain, ref.out_scale, ref.out_scale * (2.0 / (n * o)), 1.0 / (n * o),
+        NONLINEARITIES.index(exp.nonlinearity), rows[0].shape[0], *map(_pointer, rows),
+        scored[0].shape[0] if ref.scored is not None else 0, *map(_pointer, scored + fixed),
+        *ref.lrs, ref.gain, ref.out_scale, ref.out_scale * (2.0 / (n * o)), 1.0 / (n_scored * o),
         ref.loss_hi, ref.loss_lo, glitch_ratio, B, _pointer(dlrs), _pointer(dW[0]), _pointer(dW[1]),
         _pointer(loss), _pointer(glitched), torch.get_num_threads(),
     )
@@ -124,6 +123,7 @@ def _library(width: int, target_dim: int):
     lib.zoomer_perturbed_step.argtypes = [
         int_, long_,  # nonlinearity, n_rows
         *[ptr] * 9,  # X, a_hi, a_lo, h, s2, slope, pre, r, g
+        long_, *[ptr] * 6,  # the scored rows: n_scored, X, a_hi, a_lo, h, s2, r
         *[ptr] * 4,  # w0, w1, grad0, grad1
         real, real,  # lr0, lr1
         *[real] * 7,  # gain, out_scale, grad_scale, loss_scale, loss_hi, loss_lo, glitch_ratio

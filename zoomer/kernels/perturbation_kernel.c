@@ -5,10 +5,11 @@
  * backward values, computed in double-double by perturbation.py) is shared by every
  * pixel and read row by row; each SIMD lane is one pixel, holding only its weight
  * differences. The step mirrors perturbation._Net's forward_difference, loss_difference
- * and backward_difference for a net of two layers trained on the full batch, then the
- * glitch test and the update of the differences, in one pass over the data rows in blocks
- * of ROWS, as cpu_kernel.c trains a run. perturbation.py takes the torch path for the
- * rest (deeper nets, minibatches, other devices).
+ * and backward_difference for a net of two layers, then the glitch test and the update of
+ * the differences, in one pass over the data rows in blocks of ROWS, as cpu_kernel.c
+ * trains a run (a minibatch step adds a forward-only pass over the full batch, which its
+ * loss is scored on). perturbation.py takes the torch path for the rest (deeper nets,
+ * other devices).
  *
  * Compiled with -D REAL_BITS=64 WIDTH TARGET_DIM ROWS by zoomer/kernels/cpu.py.
  */
@@ -18,20 +19,27 @@
 
 #define FAR 20.0               /* perturbation._FAR */
 
-/* The reference's values of this step, each (n_rows, WIDTH) or (n_rows, TARGET_DIM) with
- * rows zero-padded to a multiple of ROWS (a zero row adds nothing), and its weights and
- * gradients (float64 parts of its double-doubles). */
+/* The reference's values over some data rows, each (n_rows, WIDTH) or (n_rows,
+ * TARGET_DIM) with rows zero-padded to a multiple of ROWS (a zero row adds nothing). The
+ * backward values (slope, pre, g) are read only for the rows a step trains on. */
 typedef struct {
     const real *X;            /* inputs */
     const real *a_hi, *a_lo;  /* tanh: gain * pre-activation; relu: the pre-activation */
     const real *h, *s2;       /* hidden activations; tanh's 1 - h^2 */
     const real *slope, *pre;  /* d h / d p; dL/dh of the hidden layer */
     const real *r, *g;        /* residuals; dL/d(output pre-activation) */
+    long n_rows;
+} Rows;
+
+/* The reference's step: the rows it trains on (the full batch or this step's minibatch),
+ * the rows its loss is scored on (the full batch; n_rows 0 when they are the same), and
+ * its weights and gradients (float64 parts of its double-doubles). */
+typedef struct {
+    Rows step, scored;
     const real *w0, *w1;      /* weights (WIDTH, WIDTH), (WIDTH, TARGET_DIM) */
     const real *grad0, *grad1;
     real lr0, lr1;            /* the layers' rates */
     real gain, out_scale, grad_scale, loss_scale, loss_hi, loss_lo, glitch_ratio;
-    long n_rows;
     int nonlinearity;
 } Reference;
 
@@ -84,7 +92,7 @@ INLINE vec tanh_difference_far(real a_hi, real a_lo, vec b, real h, real s2) {
 
 /* The hidden layer's differences (dh, dslope) from its pre-activation differences,
  * already in g->dh on entry. */
-static void activation_difference(const Reference *ref, Group *g, long r0) {
+static void activation_difference(const Reference *ref, const Rows *rows, Group *g, long r0) {
     const vec k = splat(ref->gain);
     vec *dh = &g->dh[0][0], *ds = &g->dslope[0][0];
     const int n = ROWS * WIDTH;
@@ -96,13 +104,13 @@ static void activation_difference(const Reference *ref, Group *g, long r0) {
         memcpy(dh, tb, sizeof tb);
         for (int i = 0; i < n; i += TANH_WAYS) vtanh(&tb[i]);
         for (int i = 0; i < n; i++) {
-            const real h = ref->h[at + i], s2 = ref->s2[at + i];
+            const real h = rows->h[at + i], s2 = rows->s2[at + i];
             vec den = 1 + h * tb[i];
             vec d = tb[i] * s2 / den;
             ivec far = den < (real)0.5;
             int any = 0;
             for (int lane = 0; lane < LANES; lane++) any |= far[lane] != 0;
-            if (any) d = blend(far, tanh_difference_far(ref->a_hi[at + i], ref->a_lo[at + i], dh[i], h, s2), d);
+            if (any) d = blend(far, tanh_difference_far(rows->a_hi[at + i], rows->a_lo[at + i], dh[i], h, s2), d);
             dh[i] = d;
             ds[i] = -d * (2 * h + d) * k; /* (1 - h'^2) - (1 - h^2), times the gain */
         }
@@ -110,7 +118,7 @@ static void activation_difference(const Reference *ref, Group *g, long r0) {
     }
     case RELU: /* read at the kink from the pixel's own pre-activation's sign */
         for (int i = 0; i < n; i++) {
-            const real p_hi = ref->a_hi[at + i], p_lo = ref->a_lo[at + i];
+            const real p_hi = rows->a_hi[at + i], p_lo = rows->a_lo[at + i];
             ivec on_pixel = (p_hi + dh[i]) + p_lo > 0;
             vec on_ref = splat(p_hi > 0);
             vec diff = p_hi > 0 ? blend(on_pixel, dh[i], splat(-p_hi))
@@ -127,28 +135,32 @@ static void activation_difference(const Reference *ref, Group *g, long r0) {
     }
 }
 
-/* One pass over the rows: the lanes' summed dr (2 r + dr), and their gradient differences
- * in g->dgrad0, g->dgrad1. */
-static vec pass(const Reference *ref, Group *g) {
+/* One pass over the rows: the lanes' summed dr (2 r + dr), and with backward their
+ * gradient differences in g->dgrad0, g->dgrad1. */
+static vec pass(const Reference *ref, const Rows *rows, Group *g, int backward) {
     vec loss = splat(0);
-    memset(g->dgrad0, 0, sizeof g->dgrad0);
-    memset(g->dgrad1, 0, sizeof g->dgrad1);
-    for (long r0 = 0; r0 < ref->n_rows; r0 += ROWS) {
+    if (backward) {
+        memset(g->dgrad0, 0, sizeof g->dgrad0);
+        memset(g->dgrad1, 0, sizeof g->dgrad1);
+    }
+    for (long r0 = 0; r0 < rows->n_rows; r0 += ROWS) {
         /* forward: dp = X dW0, then dr = (h dW1 + dh (W1 + dW1)) out_scale */
-        broadcast(&g->x[0][0], ref->X, r0, WIDTH);
+        broadcast(&g->x[0][0], rows->X, r0, WIDTH);
         product(ROWS, WIDTH, WIDTH, ROWS_OF(g->x, WIDTH), ROWS_OF(g->dw0, WIDTH), &g->dh[0][0], 0);
-        activation_difference(ref, g, r0);
-        broadcast(&g->h[0][0], ref->h, r0, WIDTH);
+        activation_difference(ref, rows, g, r0);
+        broadcast(&g->h[0][0], rows->h, r0, WIDTH);
         product(ROWS, WIDTH, TARGET_DIM, ROWS_OF(g->h, WIDTH), ROWS_OF(g->dw1, TARGET_DIM), &g->dr[0][0], 0);
         product(ROWS, WIDTH, TARGET_DIM, ROWS_OF(g->dh, WIDTH), ROWS_OF(g->w1, TARGET_DIM), &g->part[0][0], 0);
-        broadcast(&g->g[0][0], ref->g, r0, TARGET_DIM);
         for (int r = 0; r < ROWS; r++)
             for (int o = 0; o < TARGET_DIM; o++) {
                 vec dr = (g->dr[r][o] + g->part[r][o]) * ref->out_scale;
-                loss += dr * (2 * ref->r[(r0 + r) * TARGET_DIM + o] + dr);
+                loss += dr * (2 * rows->r[(r0 + r) * TARGET_DIM + o] + dr);
                 g->dr[r][o] = dr * ref->grad_scale;  /* from here on dg, the residual's gradient */
-                g->part[r][o] = g->g[r][o] + g->dr[r][o]; /* the pixel's own g */
             }
+        if (!backward) continue;
+        broadcast(&g->g[0][0], rows->g, r0, TARGET_DIM);
+        for (int r = 0; r < ROWS; r++)
+            for (int o = 0; o < TARGET_DIM; o++) g->part[r][o] = g->g[r][o] + g->dr[r][o]; /* the pixel's own g */
         /* backward: dgrad1 = h^T dg + dh^T (g + dg); dpre = dg (W1 + dW1)^T + g dW1^T */
         product(WIDTH, ROWS, TARGET_DIM, COLUMNS_OF(g->h, WIDTH), ROWS_OF(g->dr, TARGET_DIM), &g->dgrad1[0][0], 1);
         product(WIDTH, ROWS, TARGET_DIM, COLUMNS_OF(g->dh, WIDTH), ROWS_OF(g->part, TARGET_DIM), &g->dgrad1[0][0], 1);
@@ -157,7 +169,7 @@ static vec pass(const Reference *ref, Group *g) {
         /* the hidden layer's dg = dpre (slope + dslope) + pre dslope, then dgrad0 = X^T dg */
         const long at = r0 * WIDTH;
         vec *dg = &g->dg0[0][0], *ds = &g->dslope[0][0];
-        for (int i = 0; i < ROWS * WIDTH; i++) dg[i] = dg[i] * (ref->slope[at + i] + ds[i]) + ref->pre[at + i] * ds[i];
+        for (int i = 0; i < ROWS * WIDTH; i++) dg[i] = dg[i] * (rows->slope[at + i] + ds[i]) + rows->pre[at + i] * ds[i];
         product(WIDTH, ROWS, WIDTH, COLUMNS_OF(g->x, WIDTH), ROWS_OF(g->dg0, WIDTH), &g->dgrad0[0][0], 1);
     }
     return loss;
@@ -214,17 +226,23 @@ static void update(const Reference *ref, const Group *g, real *dw0, real *dw1, i
 /* One step of B pixels against the reference's pass: each pixel's loss (B,), whether it
  * glitched (B,: 1 or 0, judged before the step), and its weight differences dw0 (B, WIDTH,
  * WIDTH), dw1 (B, WIDTH, TARGET_DIM) stepped in place. dlrs (B, 2): each pixel's rates
- * minus the reference's. Returns 0, or -1 if a thread could not allocate its workspace. */
+ * minus the reference's. The step trains on the rows X .. g; a minibatch step's loss is
+ * scored on the full batch's rows sX .. sr (n_scored 0: the step's own rows). Returns 0,
+ * or -1 if a thread could not allocate its workspace. */
 int zoomer_perturbed_step(int nonlinearity, long n_rows, const real *X, const real *a_hi,
                           const real *a_lo, const real *h, const real *s2, const real *slope,
-                          const real *pre, const real *r, const real *g, const real *w0,
+                          const real *pre, const real *r, const real *g, long n_scored,
+                          const real *sX, const real *sa_hi, const real *sa_lo, const real *sh,
+                          const real *ss2, const real *sr, const real *w0,
                           const real *w1, const real *grad0, const real *grad1, real lr0, real lr1,
                           real gain, real out_scale, real grad_scale, real loss_scale, real loss_hi,
                           real loss_lo, real glitch_ratio, long B, const real *dlrs, real *dw0,
                           real *dw1, real *loss, real *glitched, int threads) {
-    const Reference ref = {X, a_hi, a_lo, h, s2, slope, pre, r, g, w0, w1, grad0, grad1, lr0, lr1,
+    const Reference ref = {{X, a_hi, a_lo, h, s2, slope, pre, r, g, n_rows},
+                           {sX, sa_hi, sa_lo, sh, ss2, NULL, NULL, sr, NULL, n_scored},
+                           w0, w1, grad0, grad1, lr0, lr1,
                            gain, out_scale, grad_scale, loss_scale, loss_hi, loss_lo, glitch_ratio,
-                           n_rows, nonlinearity};
+                           nonlinearity};
     const long groups = (B + LANES - 1) / LANES;
     int failed = 0;
 #pragma omp parallel num_threads(threads) reduction(| : failed)
@@ -239,7 +257,9 @@ int zoomer_perturbed_step(int nonlinearity, long n_rows, const real *X, const re
                 long b = k * LANES + lane;
                 load(&ref, grp, dw0, dw1, dlrs, lane, b < B ? b : 0);
             }
-            vec sse = pass(&ref, grp);
+            vec sse = ref.scored.n_rows ? pass(&ref, &ref.scored, grp, 0) : splat(0);
+            vec stepped = pass(&ref, &ref.step, grp, 1);
+            if (!ref.scored.n_rows) sse = stepped;
             vec out = (loss_hi + sse * loss_scale) + loss_lo;
             vec bad = lost(&ref, grp);
             for (int lane = 0; lane < LANES; lane++) {
