@@ -19,7 +19,7 @@ from zoomer import perturbation
 from zoomer.engine import train_grid
 from zoomer.errors import Refusal
 from zoomer.experiment import Experiment
-from zoomer.perturbation import DD, pixel_hparams, reference_hparams, render, train_perturbed
+from zoomer.perturbation import DD, ReferenceRun, pixel_hparams, reference_hparams, render, train_perturbed
 from zoomer.kernels import cpu_perturbation
 from zoomer.score import CAP, TAIL
 
@@ -43,6 +43,13 @@ PIXELS = np.array([[0.5, -0.5], [-0.5, 0.5], [0.25, 0.1], [-0.3, -0.2]])
 
 needs_kernel = pytest.mark.skipif(not cpu_perturbation.supports(Experiment(**SMALL), "cpu"),
                                   reason="the perturbation kernel does not build here")
+
+
+@pytest.fixture(autouse=True)
+def fresh_reference_runs(monkeypatch):
+    """Each test trains its own reference runs: one kept from another test would skip the
+    path (compiled or torch, agreeing or not) this one means to take."""
+    monkeypatch.setattr(perturbation, "_RUNS", {})
 
 
 def experiment(name: str) -> Experiment:
@@ -128,9 +135,9 @@ def check_depth(name: str, decades: int, exact) -> None:
     cx, cy = CONDITIONS[name][1:]
     width = 10.0**-decades
     offsets = PIXELS * width
-    lrs, offset = reference_hparams(exp, cx, cy)
-    out = train_perturbed(exp, exp.problem(), lrs, offset,
-                          *pixel_hparams(exp, lrs, offset, torch.tensor(offsets[:, 0]), torch.tensor(offsets[:, 1])))
+    run = ReferenceRun(exp, exp.problem(), *reference_hparams(exp, cx, cy))
+    out = train_perturbed(run, *pixel_hparams(exp, run.lrs, run.offset, torch.tensor(offsets[:, 0]),
+                                              torch.tensor(offsets[:, 1])))
     assert not out.glitched.any()
     with mpmath.workdps(50):
         x0, y0 = mpmath.mpf(cx), mpmath.mpf(cy)
@@ -308,9 +315,30 @@ def test_a_reference_pass_that_disagrees_with_torch_is_set_aside(monkeypatch):
 
     monkeypatch.setattr(cpu_perturbation, "reference_pass", slightly_off)
     monkeypatch.setattr(perturbation, "_PASS_AGREES", {})
+    monkeypatch.setattr(perturbation, "_RUNS", {})  # the reference trains again
     with pytest.warns(UserWarning, match="compiled reference pass disagrees"):
         got = render(exp, (cx, cy), dx, dy).scores
     np.testing.assert_allclose(got, right, rtol=1e-9)
+
+
+def test_a_frames_passes_train_its_reference_once(monkeypatch):
+    """Solid guessing trains a frame in passes, and a zoom's keyframes share their centre:
+    the reference's steps are kept, so a later pass about the same centre trains only its
+    pixels, to the same bits as one pass over all of them."""
+    exp = experiment("tanh")
+    cx, cy = CONDITIONS["tanh"][1:]
+    g = np.linspace(-0.5, 0.5, 3) * 1e-16
+    dx, dy = (a.ravel() for a in np.meshgrid(g, g))
+    together = render(exp, (cx, cy), dx, dy).scores
+    taken = []
+    take_step = ReferenceRun._take_step
+    monkeypatch.setattr(ReferenceRun, "_take_step", lambda run: taken.append(run) or take_step(run))
+    passes = [render(exp, (cx, cy), dx[k], dy[k]).scores for k in (slice(0, 4), slice(4, None))]
+    assert not taken and np.array_equal(np.concatenate(passes), together)
+    render(exp, (cx, cy), dx[:1] + 1e-16, dy[:1])  # another frame about the same centre
+    assert not taken
+    render(exp, (cx, "0.00000000000000000000000000001"), dx[:1], dy[:1])  # another centre
+    assert len(taken) == exp.steps
 
 
 def test_a_diverging_reference_is_repaired():

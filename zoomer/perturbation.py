@@ -23,8 +23,9 @@ loss went non-finite while the pixel still trained (its difference can no longer
 formed). Glitched pixels are trained again from a new reference among them (render).
 
 The reference takes each step once, then every pixel takes it from the reference's
-values, so nothing of its trajectory is stored and a pixel's state between steps is only
-its weight differences. Its matrix products are float64 GEMMs on exact slices of its
+values; a pixel's state between steps is only its weight differences. The reference's
+steps are kept (ReferenceRun), so a frame's later passes and the next keyframes about the
+same centre read them instead of training it again. Its matrix products are float64 GEMMs on exact slices of its
 operands (Ozaki's scheme), summed in DD. On the CPU, for nets of two layers, the
 reference's pass and (on the full batch) the pixels' step are compiled
 (zoomer/kernels/perturbation_kernel.c), each checked against its torch version below on
@@ -33,6 +34,7 @@ its first use in a process; elsewhere torch takes them, the pixels `chunk` at a 
 from __future__ import annotations
 
 import math
+import threading
 import warnings
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
@@ -436,20 +438,78 @@ class Trained:
     reference: list  # per layer DD: the reference's final weights
 
 
-def train_perturbed(exp: Experiment, prob: Problem, lrs: DD, offset: DD,
-                    dlrs: torch.Tensor, doffsets: torch.Tensor, chunk: int = CHUNK) -> Trained:
-    """Train pixels whose rates are lrs + dlrs (B, depth) and input-weight offsets
-    offset + doffsets (B,) as differences from the reference run (lrs (depth,), offset ()).
+@dataclass
+class RunStep:
+    """One step of the reference run: its weights going into the step, its pass over the
+    full batch (its loss is the score's) and over the rows the step trains on (the same
+    pass on the full batch), and, once asked for, what the compiled kernel reads of them."""
 
-    Each step trains the reference once, then the pixels `chunk` at a time from its values;
-    a pixel's state between steps is only its weight differences."""
+    W: list
+    full: _Pass
+    step: _Pass
+    compiled: cpu_perturbation.ReferenceStep = None
+
+    @property
+    def loss(self) -> DD:
+        return self.full.loss
+
+
+class ReferenceRun:
+    """The reference's training run, each step's values kept once computed. A frame is
+    trained in several passes (solid guessing) and a zoom's keyframes share their centre;
+    every pass against the same reference reads the same run instead of training it again.
+    It ends early where its loss goes non-finite."""
+
+    def __init__(self, exp: Experiment, prob: Problem, lrs: DD, offset: DD):
+        self.exp, self.prob, self.lrs, self.offset = exp, prob, lrs, offset
+        self.net = _Net(exp, prob.X.device)
+        self.W = [DD.of(w) for w in prob.weights]  # after the last step taken
+        self.steps: list[RunStep] = []
+        self.ended = False
+        self._lock = threading.Lock()  # zoomer-explore trains views on several threads
+
+    def __getitem__(self, t: int) -> RunStep | None:
+        """Step t's values, or None once the run has ended before it."""
+        with self._lock:
+            while len(self.steps) <= t and not self.ended:
+                self._take_step()
+        return self.steps[t] if t < len(self.steps) else None
+
+    def compiled(self, t: int) -> cpu_perturbation.ReferenceStep:
+        """Step t's values as the compiled kernel reads them."""
+        ref = self.steps[t]
+        with self._lock:
+            if ref.compiled is None:
+                ref.compiled = _reference_step(self.net, ref.full, ref.step, ref.W, ref.loss, self.lrs)
+        return ref.compiled
+
+    def _take_step(self) -> None:
+        exp, prob, W = self.exp, self.prob, self.W
+        t = len(self.steps)
+        if t == 0 or exp.offset_every_step:
+            W[0] = W[0] + self.offset
+        full = self.net.forward(W, prob.X, prob.Y, backward=prob.batches is None)
+        if not bool(torch.isfinite(full.loss.hi)):
+            self.ended = True
+            return
+        # the step uses the minibatch; the scored loss is the full batch's
+        step = full if prob.batches is None else self.net.forward(W, prob.X[prob.batches[t]], prob.Y[prob.batches[t]])
+        self.steps.append(RunStep(list(W), full, step))
+        self.W = [W[i] - self.lrs[i] * step.grads[i] for i in range(len(W))]
+
+
+def train_perturbed(run: ReferenceRun, dlrs: torch.Tensor, doffsets: torch.Tensor, chunk: int = CHUNK) -> Trained:
+    """Train pixels whose rates are the reference's plus dlrs (B, depth) and input-weight
+    offsets its offset plus doffsets (B,) as differences from the reference run.
+
+    Each step reads the reference's values once, then trains the pixels `chunk` at a time
+    from them; a pixel's state between steps is only its weight differences."""
+    exp, net, lrs = run.exp, run.net, run.lrs
     if exp.readout != "loss":
         raise Refusal("engine.precision=perturbation scores the loss only; use experiment.readout=loss")
-    device = prob.X.device
-    net = _Net(exp, device)
+    device = run.prob.X.device
     B = dlrs.shape[0]
-    W = [DD.of(w) for w in prob.weights]
-    dW = [torch.zeros((B, *w.shape), dtype=torch.float64, device=device) for w in prob.weights]
+    dW = [torch.zeros((B, *w.shape), dtype=torch.float64, device=device) for w in run.prob.weights]
     acc = ScoreAccumulator(B, exp.steps, device, torch.float64)
     glitched = torch.zeros(B, dtype=torch.bool, device=device)
     v = torch.ones(B, dtype=torch.float64, device=device)  # each pixel's latest l / l0
@@ -457,11 +517,9 @@ def train_perturbed(exp: Experiment, prob: Problem, lrs: DD, offset: DD,
     fused = cpu_perturbation.supports(exp, device)
     for t in range(exp.steps):
         if t == 0 or exp.offset_every_step:
-            W[0] = W[0] + offset
             dW[0] = dW[0] + doffsets[:, None, None]
-        full = net.forward(W, prob.X, prob.Y, backward=prob.batches is None)
-        ref_loss = full.loss
-        if not bool(torch.isfinite(ref_loss.hi)):
+        ref = run[t]
+        if ref is None:
             # The differences cannot be formed from here on. A pixel past the score's cap
             # counts as diverged from here (its score is the same unless its loss came
             # back); every other pixel still training is glitched, but for those identical
@@ -470,26 +528,22 @@ def train_perturbed(exp: Experiment, prob: Problem, lrs: DD, offset: DD,
             glitched |= alive & (_sizes(dW) > 0) & (v < CAP)
             acc.add(t, torch.full((B,), math.inf, dtype=torch.float64, device=device))
             break
-        # the step uses the minibatch; the scored loss is the full batch's
-        step = full if prob.batches is None else net.forward(W, prob.X[prob.batches[t]], prob.Y[prob.batches[t]])
         if fused and t >= 1:  # from the second step on, when the pixels' differences are not 0
-            fused = _kernel_agrees(exp, net, full, step, W, ref_loss, lrs, dlrs, dW)
+            fused = _kernel_agrees(exp, net, ref.full, ref.step, ref.W, ref.loss, lrs, dlrs, dW)
         if fused:
-            loss, lost = cpu_perturbation.step(exp, _reference_step(net, full, step, W, ref_loss, lrs),
-                                               dlrs, dW, GLITCH_RATIO)
+            loss, lost = cpu_perturbation.step(exp, run.compiled(t), dlrs, dW, GLITCH_RATIO)
             acc.add(t, loss)
             v = loss / acc.l0
             glitched |= (acc.dead_at == exp.steps) & lost
         for rows in [] if fused else parts:
-            loss, lost, stepped = _step(net, full, step, W, ref_loss, lrs, dlrs[rows], [w[rows] for w in dW])
+            loss, lost, stepped = _step(net, ref.full, ref.step, ref.W, ref.loss, lrs, dlrs[rows],
+                                        [w[rows] for w in dW])
             acc.add(t, loss, rows)
             v[rows] = loss / acc.l0[rows]
             glitched[rows] |= (acc.dead_at[rows] == exp.steps) & lost
-            for i in range(len(W)):
+            for i in range(len(dW)):
                 dW[i][rows] = stepped[i]
-        for i in range(len(W)):
-            W[i] = W[i] - lrs[i] * step.grads[i]
-    return Trained(acc.scores(), glitched, dW, W)
+    return Trained(acc.scores(), glitched, dW, run.W)
 
 
 def _step(net: _Net, full: _Pass, step: _Pass, W: list[DD], ref_loss: DD, lrs: DD, dlrs, d):
@@ -619,6 +673,27 @@ class Rendering:
     references: list  # the reference points used, (x, y) as Decimals
 
 
+# The reference runs trained last, newest last: a frame's passes and a zoom's keyframes
+# ask for their centre's again and again (a run of 1000 steps keeps some tens of MB).
+_RUNS: dict = {}
+_RUNS_LOCK = threading.Lock()
+KEPT_RUNS = 3
+
+
+def reference_run(exp: Experiment, point, device) -> ReferenceRun:
+    """The reference run at axis coordinates `point` (exact decimals), trained once for as
+    long as it stays among the KEPT_RUNS last asked for."""
+    key = (exp, str(point[0]), str(point[1]), str(torch.device(device)))
+    with _RUNS_LOCK:
+        run = _RUNS.pop(key, None)
+        if run is None:
+            run = ReferenceRun(exp, exp.problem().to(device), *reference_hparams(exp, *point, device))
+        _RUNS[key] = run
+        while len(_RUNS) > KEPT_RUNS:
+            del _RUNS[next(iter(_RUNS))]
+    return run
+
+
 def render(exp: Experiment, centre, dx, dy, device="cpu", max_references: int = MAX_REFERENCES,
            chunk: int = CHUNK) -> Rendering:
     """Scores of the pixels at centre + (dx[k], dy[k]): centre a pair of exact decimal
@@ -632,7 +707,6 @@ def render(exp: Experiment, centre, dx, dy, device="cpu", max_references: int = 
     if 0 < extent < PERTURBATION_NARROWEST:
         raise Refusal(f"engine.precision=perturbation resolves frames down to {PERTURBATION_NARROWEST:g} wide "
                       f"(double-double reference); this one is {extent:.3g}")
-    prob = exp.problem().to(device)
     with localcontext() as ctx:
         ctx.prec = DIGITS
         ref = (_decimal(centre[0]), _decimal(centre[1]))
@@ -641,11 +715,11 @@ def render(exp: Experiment, centre, dx, dy, device="cpu", max_references: int = 
         refs, ox, oy = [], 0.0, 0.0
         for _ in range(max_references):
             refs.append(ref)
-            lrs, offset = reference_hparams(exp, *ref, device)
+            run = reference_run(exp, ref, device)
             rows = np.flatnonzero(todo)
             ddx = torch.tensor(dx[rows] - ox, device=device)
             ddy = torch.tensor(dy[rows] - oy, device=device)
-            out = train_perturbed(exp, prob, lrs, offset, *pixel_hparams(exp, lrs, offset, ddx, ddy), chunk)
+            out = train_perturbed(run, *pixel_hparams(exp, run.lrs, run.offset, ddx, ddy), chunk)
             scores[rows] = out.scores.cpu().numpy()
             todo[rows] = out.glitched.cpu().numpy()
             if not todo.any():
