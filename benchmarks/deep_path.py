@@ -41,6 +41,8 @@ def main(argv=None) -> None:
     parser.add_argument("--resolution", type=int, default=12, help="rows of each level (16:9)")
     parser.add_argument("--zoom", type=float, default=6.0, help="magnification between levels")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="minibatches of this many rows (16: the paper's minibatch condition); default full batch")
     parser.add_argument("--center", nargs=2, default=None, help="decimal x y to start around")
     parser.add_argument("--start-decades", type=float, default=0.0, help="depth of the first level")
     parser.add_argument("--save", default=None, help="an .npz for every level's scores and window")
@@ -49,7 +51,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if args.sheet:
         return contact_sheet(args.sheet[:-1], args.sheet[-1])
-    exp = Experiment(steps=args.steps)
+    exp = Experiment(steps=args.steps, batch_size=args.batch_size)
     top = start = tanh_start()
     if args.center is not None:
         start = Window.around(tuple(Decimal(c) for c in args.center), top.width / 10**args.start_decades, top.half_w / top.half_h)

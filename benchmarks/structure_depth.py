@@ -73,6 +73,8 @@ def main(argv=None) -> None:
     parser.add_argument("--first", type=float, default=0.0, help="the shallowest view, in decades")
     parser.add_argument("--size", type=int, default=48, help="view width in pixels (16:9)")
     parser.add_argument("--every", type=float, default=0.5, help="decades between views")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="minibatches of this many rows (16: the paper's minibatch condition); default full batch")
     parser.add_argument("--point", nargs=2, default=None,
                         help="zoom target in log10 units, decimals to any depth (default: the paper's tanh panel centre)")
     args = parser.parse_args(argv)
@@ -83,7 +85,7 @@ def main(argv=None) -> None:
     table = {}
     began = time.perf_counter()
     for steps in args.steps:
-        exp = zoomer.Experiment(nonlinearity="tanh", steps=steps)
+        exp = zoomer.Experiment(nonlinearity="tanh", steps=steps, batch_size=args.batch_size)
         table[steps] = views(exp, start, point, args.first, args.decades, size, args.every)
     write(args, point, size, table, time.perf_counter() - began)
 
