@@ -7,8 +7,10 @@ boundary stays in view, and what each level costs in float64 and past it.
 
 This is zoomer.target's own refinement (engine.precision=auto: float64 while it resolves
 the level's pixels, perturbation below), each level's window printed with its share of
-converged runs, its coherence and structure (zoomer.boundary), the point picked and the
-seconds so far; --save keeps every level's scores and window for pictures. --center and
+converged runs, its coherence and structure (zoomer.boundary), its boundary's box count
+(zoomer.dimension: at 32 rows only the 2 and 4 px boxes are fitted, so a rough number), the
+point picked and the seconds so far; --save keeps every level's scores and window, and
+--sheet draws them and prints the table. --center and
 --start-decades start the descent that far down around a point (the paper's tanh panel
 is 7 decades below the start window) instead of at the start window; zoomer-targets runs the same
 refinement and then verifies every half decade (many times the cost past float64).
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from decimal import Decimal
 
@@ -28,6 +31,7 @@ from PIL import Image, ImageDraw
 
 from zoomer.boundary import coherence, structure
 from zoomer.color import Reference, colorize, normalize
+from zoomer.dimension import boundary_dimension
 from zoomer.config import VideoConfig
 from zoomer.experiment import Experiment
 from zoomer.plan import start_window
@@ -61,7 +65,8 @@ def main(argv=None) -> None:
         point = pick(scores, window, rng, first, zoom)
         print(f"{time.perf_counter() - began:8.1f} s  depth {np.log10(top.width / window.width):5.2f}  "
               f"converged {np.mean(scores < 0):.2f}  coherence {coherence(scores):5.2f}  "
-              f"structure {structure(scores):4.2f}  point {point_json(point)}", flush=True)
+              f"structure {structure(scores):4.2f}  box count {box_count(scores):4.2f}  point {point_json(point)}",
+              flush=True)
         levels.append((scores, window))
         if args.save:
             np.savez(args.save, scores=np.stack([s for s, _ in levels]),
@@ -80,15 +85,26 @@ def tanh_start() -> Window:
     return start_window(Window.from_bounds((-2.0, 6.0), (-3.0, 5.0)), VideoConfig(width=224, height=126))
 
 
+def box_count(scores: np.ndarray) -> float:
+    """The boundary's box-counting dimension, or NaN where the level holds one class."""
+    try:
+        return boundary_dimension(scores).dimension
+    except ValueError:
+        return math.nan
+
+
 def contact_sheet(saved: list[str], out: str, columns: int = 4, scale: int = 4) -> None:
     """Every saved level, coloured as zoomer colours a frame (each ranked on its own),
-    shallowest first, `columns` to a row, with its depth written on it."""
+    shallowest first, `columns` to a row, with its depth written on it; and a table of
+    each level's structure and box count."""
     tiles, top = [], tanh_start().width
+    print("| depth (decades) | structure | box count |\n|---:|---:|---:|")
     for path in saved:
         data = np.load(path)
         for scores, saved_window in zip(data["scores"], data["windows"]):
             window = json.loads(str(saved_window))
             width = window.get("width") or np.ptp(window["x"])
+            print(f"| {np.log10(top / width):.1f} | {structure(scores):.2f} | {box_count(scores):.2f} |")
             rgb = colorize(normalize(scores, Reference.from_scores(scores)))
             tile = Image.fromarray(rgb).resize((scores.shape[1] * scale, scores.shape[0] * scale), Image.NEAREST)
             ImageDraw.Draw(tile).text((3, 2), f"{np.log10(top / width):.1f}", fill="white")
