@@ -1,4 +1,5 @@
 """`--help` of every console script introduces that app, not Hydra."""
+import os
 import sys
 from importlib.metadata import distribution
 
@@ -30,3 +31,21 @@ def test_help_introduces_the_app(name, monkeypatch, capsys):
     # Hydra's usual sections follow: the app's groups and its composed config.
     assert "== Configuration groups ==" in text and "experiment: identity, minibatch" in text
     assert "== Config ==" in text and "\nexperiment:\n  name: tanh" in text
+
+
+@pytest.mark.parametrize("name", sorted(SCRIPTS))
+def test_a_reader_that_leaves_ends_the_app_quietly(name, monkeypatch):
+    """`zoomer --help | head -1`: Hydra prints the help itself, into a pipe whose reader has
+    gone. The app exits 141 (as a shell reports SIGPIPE), with no traceback."""
+    reader, writer = os.pipe()
+    os.close(reader)
+    pipe = os.fdopen(writer, "w", buffering=1)  # each line written as printed, as a terminal would
+    monkeypatch.setattr(sys, "stdout", pipe)
+    monkeypatch.setattr(sys, "argv", [name, "--help"])
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            SCRIPTS[name].load()()
+    finally:
+        GlobalHydra.instance().clear()
+        pipe.close()  # its rest goes to /dev/null, where the app pointed it
+    assert exit_.value.code == 141

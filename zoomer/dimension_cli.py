@@ -25,7 +25,7 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from .errors import Refusal, run_reporting_errors
+from .errors import Refusal, quiet_when_piped, run_reporting_errors
 from .color import ColorConfig, Reference, color_frame
 from .config import HYDRA_VERSION_BASE, DimensionConfig, register_configs
 from .boundary import coherence, converged, edges, structure
@@ -131,6 +131,7 @@ def _run(cfg: DictConfig, out: Path) -> float:
     return result["median_dimension"]
 
 
+@quiet_when_piped
 @hydra.main(version_base=HYDRA_VERSION_BASE, config_path="pkg://zoomer.conf", config_name="dimension")
 def main(cfg: DictConfig) -> float:
     return run_reporting_errors(_run, cfg)

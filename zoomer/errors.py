@@ -4,13 +4,15 @@ Exit 2: a Refusal (a setting, a file or a machine that cannot do what was asked)
 machine's own state (a full disk, a directory that cannot be written: an OSError, named
 with its path; memory), in one line. Exit 130 (Ctrl-C) and 143 (SIGTERM, which timeout,
 SLURM and docker send): what is safe and how to go on; temporary files are removed and
-ffmpeg is ended on the way out, as for Ctrl-C. Exit 1: anything else is a bug, one line
+ffmpeg is ended on the way out, as for Ctrl-C. Exit 141: the reader of the app's output
+left early (`zoomer --help | head`), quietly. Exit 1: anything else is a bug, one line
 saying so with the log file that holds its traceback. In a multirun every job reports
 its own outcome and the others still run; the sweep ends with a summary (MultirunReport).
 """
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import os
 import signal
@@ -29,6 +31,7 @@ BUG = 1
 USER_ERROR = 2
 INTERRUPTED = 128 + signal.SIGINT
 TERMINATED = 128 + signal.SIGTERM
+CLOSED_PIPE = 128 + signal.SIGPIPE
 # Bytes written to a new output directory before any work: about what Hydra's own config
 # files take, so a disk already full is named here and not in Hydra's traceback.
 PROBE_BYTES = 64 * 1024
@@ -169,6 +172,25 @@ class ConsoleHandler(logging.StreamHandler):
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, self.stream.fileno())
         os.close(devnull)
+
+
+def quiet_when_piped(app):
+    """An app's entry point that ends quietly when its reader stops reading (`zoomer --help
+    | head`): Hydra prints help and --cfg output itself, before the app runs, so a closed
+    pipe would end in its traceback. Exit 141 (128 + SIGPIPE), as a shell reports for any
+    tool whose reader left; stdout is pointed at /dev/null for Python's last flush."""
+
+    @functools.wraps(app)
+    def run(*args, **kwargs):
+        try:
+            return app(*args, **kwargs)
+        except BrokenPipeError:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+            sys.exit(CLOSED_PIPE)
+
+    return run
 
 
 class OutputDirectoryCheck(Callback):

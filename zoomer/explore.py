@@ -35,7 +35,7 @@ except ImportError:  # the explore extra is missing: _run says so in one line
 from .config import (COLORMAPS, HYDRA_VERSION_BASE, ExploreConfig, Quality, ZoomConfig, known_colormap,
                      register_configs)
 from .config.parts import choice
-from .errors import Refusal, run_reporting_errors
+from .errors import Refusal, quiet_when_piped, run_reporting_errors
 from .explore_jobs import RenderJob, forwarded, render_command
 from .explore_view import QUALITIES, Cancelled, Explorer, View
 from .preflight import check_target_point
@@ -291,6 +291,7 @@ def _run(cfg: DictConfig, out: Path) -> None:
     asyncio.run(serve(server, app.host, app.port, app.open_browser))
 
 
+@quiet_when_piped
 @hydra.main(version_base=HYDRA_VERSION_BASE, config_path="pkg://zoomer.conf", config_name="explore")
 def main(cfg: DictConfig) -> None:
     run_reporting_errors(_run, cfg)

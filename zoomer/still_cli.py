@@ -19,7 +19,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from .errors import run_reporting_errors
+from .errors import quiet_when_piped, run_reporting_errors
 from .color import Reference, color_frame
 from .config import HYDRA_VERSION_BASE, StillConfig, register_configs
 from .dimension import MIN_SIDE, box_dimension, edges
@@ -94,6 +94,7 @@ def _run(cfg: DictConfig, out: Path) -> None:
     log.info("wrote %s to %s in %.1f s", ", ".join(metadata["files"]), out, metadata["timings"]["total_s"])
 
 
+@quiet_when_piped
 @hydra.main(version_base=HYDRA_VERSION_BASE, config_path="pkg://zoomer.conf", config_name="still")
 def main(cfg: DictConfig) -> None:
     run_reporting_errors(_run, cfg)

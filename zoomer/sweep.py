@@ -22,7 +22,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .color import Reference, color_frame
 from .config import HYDRA_VERSION_BASE, EngineConfig, Quality, TargetsConfig, register_configs
-from .errors import run_reporting_errors
+from .errors import quiet_when_piped, run_reporting_errors
 from .landscape import landscape
 from .plan import start_window
 from .run_setup import RunSetup
@@ -130,6 +130,7 @@ class ContactSheet(Callback):
 register_configs()
 
 
+@quiet_when_piped
 @hydra.main(version_base=HYDRA_VERSION_BASE, config_path="pkg://zoomer.conf", config_name="targets")
 def main(cfg: DictConfig) -> None:
     run_reporting_errors(candidate, cfg)
