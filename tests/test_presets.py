@@ -54,7 +54,7 @@ def test_every_preset_finds_a_target_in_every_condition(composed, preset, condit
     app = OmegaConf.to_object(cfg)
     start = start_window(app.experiment.window.to_window(), app.video)
     exp = experiment_of(app.experiment, "preview", "cpu")
-    target, _ = search_target(exp, start, 1.5, app.search)  # the app's own search
+    target, _ = search_target(exp, start, 1.2, app.search)  # the app's own search, two levels deep
     (x0, x1), (y0, y1) = start.x_bounds, start.y_bounds
     assert x0 <= target.point[0] <= x1 and y0 <= target.point[1] <= y1
 
