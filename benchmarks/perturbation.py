@@ -7,9 +7,10 @@ Both engines train the same grid (on the CPU unless --device says otherwise): fl
 the fastest backend (auto: a fused kernel where one fits) and with the torch path, at the
 paper's tanh panel centre; perturbation 20 decades below it, where float64 can no longer
 tell the pixels apart, compiled (the CPU's reference pass and pixel step) and by torch
-alone. The reference run (once per frame, whatever its size) is timed apart from the
-pixels. Prints seconds and run-steps
-per second for each, and the pixels' cost against float64's; the machine's load average.
+alone. The reference run (once per frame and kept for the frames about the same centre,
+whatever their size) is timed apart from the pixels. Prints seconds and run-steps per
+second for each, and the pixels' cost against float64's; the machine's load average.
+--batch-size 16 measures the paper's minibatch condition instead.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import numpy as np
 from zoomer.engine import train_grid
 from zoomer.experiment import Experiment
 from zoomer.kernels import cpu_perturbation
+from zoomer import perturbation
 from zoomer.perturbation import CHUNK, render
 
 # The paper's tanh panel centre (DESIGN.md), in log10 units, with digits past float64's.
@@ -34,8 +36,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--chunk", type=int, default=CHUNK)
+    parser.add_argument("--batch-size", type=int, default=None, help="minibatches of this many rows")
     args = parser.parse_args()
-    exp = Experiment(steps=args.steps)
+    exp = Experiment(steps=args.steps, batch_size=args.batch_size)
     g = np.linspace(-0.5, 0.5, args.size)
     dx, dy = (a.ravel() for a in np.meshgrid(g, g))
     run_steps = dx.size * args.steps
@@ -53,10 +56,11 @@ def main() -> None:
     for path in ("compiled", "torch"):
         if path == "torch":
             cpu_perturbation.supports = lambda *args: False
+        perturbation._RUNS.clear()
         start = time.perf_counter()
         render(exp, CENTRE, [0.0], [0.0], device=args.device)
         reference = time.perf_counter() - start  # the reference run, and one pixel with it
-        start = time.perf_counter()
+        start = time.perf_counter()  # the pixels, against the reference kept from that run
         deep = render(exp, CENTRE, dx * 1e-20, dy * 1e-20, device=args.device, chunk=args.chunk)
         perturbed[path] = (time.perf_counter() - start, reference, deep)
     cpu_perturbation.supports = compiled
@@ -64,8 +68,8 @@ def main() -> None:
     print(f"{dx.size} pixels x {args.steps} steps on {args.device}, load {os.getloadavg()[0]:.1f}")
     for backend, seconds in plain.items():
         print(f"float64 ({backend:5s}):              {seconds:8.2f} s  {run_steps / seconds:10.0f} run-steps/s")
-    for path, (seconds, reference, deep) in perturbed.items():
-        pixels = (seconds - reference) * dx.size / (dx.size - 1)  # the pixels' share
+    for path, (pixels, reference, deep) in perturbed.items():
+        seconds = reference + pixels  # a frame of its own: its reference run, then its pixels
         print(f"perturbation, 20 dec. ({path:8s}): {seconds:8.2f} s  {run_steps / seconds:10.0f} run-steps/s"
               f"  ({len(deep.references)} reference(s), {int(deep.glitched.sum())} left glitched)")
         print(f"  the reference run alone:     {reference:8.2f} s  ({reference / args.steps * 1e3:.1f} ms per step, once per frame)")
