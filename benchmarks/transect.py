@@ -29,7 +29,7 @@ from decimal import Decimal
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 
 import zoomer
 from zoomer.boundary import converged
@@ -96,8 +96,18 @@ def main(argv=None) -> None:
     if args.png:
         band = max(8, args.runs // 64)
         bands = [np.repeat(colorize(normalize(s[None], Reference.from_scores(s[None]))), band, axis=0) for s in lines]
-        Image.fromarray(np.concatenate(bands)).save(args.png)
+        labelled(Image.fromarray(np.concatenate(bands)), args.depths).save(args.png)
         print(f"{len(bands)} lines -> {args.png}")
+
+
+def labelled(barcode: Image.Image, depths: list[float]) -> Image.Image:
+    """The barcode with each band's depth in decades written at its left end."""
+    band = barcode.height // len(depths)
+    draw = ImageDraw.Draw(barcode)
+    for k, depth in enumerate(depths):
+        draw.rectangle((0, k * band, 26, k * band + 11), fill="black")
+        draw.text((2, k * band), f"{depth:g}", fill="white")
+    return barcode
 
 
 if __name__ == "__main__":
