@@ -96,19 +96,27 @@ def box_count(scores: np.ndarray) -> float:
 def contact_sheet(saved: list[str], out: str, columns: int = 4, scale: int = 4) -> None:
     """Every saved level, coloured as zoomer colours a frame (each ranked on its own),
     shallowest first, `columns` to a row, with its depth written on it; and a table of
-    each level's structure and box count."""
-    tiles, top = [], tanh_start().width
-    print("| depth (decades) | structure | box count |\n|---:|---:|---:|")
+    each level's structure and box count. A resumed descent's first level takes the place
+    of the level it repeats; a level shallower than the one before is left out."""
+    levels, top = [], tanh_start().width
     for path in saved:
         data = np.load(path)
         for scores, saved_window in zip(data["scores"], data["windows"]):
             window = json.loads(str(saved_window))
-            width = window.get("width") or np.ptp(window["x"])
-            print(f"| {np.log10(top / width):.1f} | {structure(scores):.2f} | {box_count(scores):.2f} |")
-            rgb = colorize(normalize(scores, Reference.from_scores(scores)))
-            tile = Image.fromarray(rgb).resize((scores.shape[1] * scale, scores.shape[0] * scale), Image.NEAREST)
-            ImageDraw.Draw(tile).text((3, 2), f"{np.log10(top / width):.1f}", fill="white")
-            tiles.append(tile)
+            depth = np.log10(top / (window.get("width") or np.ptp(window["x"])))
+            if levels and depth < levels[-1][0] - 0.05:
+                continue
+            if levels and depth < levels[-1][0] + 0.05:
+                levels.pop()
+            levels.append((depth, scores))
+    print("| depth (decades) | structure | box count |\n|---:|---:|---:|")
+    tiles = []
+    for depth, scores in levels:
+        print(f"| {depth:.1f} | {structure(scores):.2f} | {box_count(scores):.2f} |")
+        rgb = colorize(normalize(scores, Reference.from_scores(scores)))
+        tile = Image.fromarray(rgb).resize((scores.shape[1] * scale, scores.shape[0] * scale), Image.NEAREST)
+        ImageDraw.Draw(tile).text((3, 2), f"{depth:.1f}", fill="white")
+        tiles.append(tile)
     w, h = tiles[0].size
     sheet = Image.new("RGB", (columns * w, -(-len(tiles) // columns) * h), "white")
     for k, tile in enumerate(tiles):

@@ -252,6 +252,7 @@ def test_a_kernel_that_disagrees_with_torch_is_set_aside(monkeypatch):
 
     monkeypatch.setattr(cpu_perturbation, "step", off_by_a_little)
     monkeypatch.setattr(perturbation, "_KERNEL_AGREES", {})
+    monkeypatch.setattr(perturbation, "_RUNS", {})  # as in a new process: the reference trains again
     with pytest.warns(UserWarning, match="perturbation kernel disagrees"):
         got = render(exp, (cx, cy), dx, dy).scores
     np.testing.assert_allclose(got, right, rtol=1e-9)
@@ -315,7 +316,7 @@ def test_a_reference_pass_that_disagrees_with_torch_is_set_aside(monkeypatch):
 
     monkeypatch.setattr(cpu_perturbation, "reference_pass", slightly_off)
     monkeypatch.setattr(perturbation, "_PASS_AGREES", {})
-    monkeypatch.setattr(perturbation, "_RUNS", {})  # the reference trains again
+    monkeypatch.setattr(perturbation, "_RUNS", {})  # as in a new process: the reference trains again
     with pytest.warns(UserWarning, match="compiled reference pass disagrees"):
         got = render(exp, (cx, cy), dx, dy).scores
     np.testing.assert_allclose(got, right, rtol=1e-9)
@@ -339,6 +340,10 @@ def test_a_frames_passes_train_its_reference_once(monkeypatch):
     assert not taken
     render(exp, (cx, "0.00000000000000000000000000001"), dx[:1], dy[:1])  # another centre
     assert len(taken) == exp.steps
+    monkeypatch.setattr(perturbation, "KEPT_BYTES", 0)  # a run too large to keep: each pass trains it
+    taken.clear()
+    again = [render(exp, (cx, cy), dx[k], dy[k]).scores for k in (slice(0, 4), slice(4, None))]
+    assert len(taken) == 2 * exp.steps and np.array_equal(np.concatenate(again), together)
 
 
 def test_a_diverging_reference_is_repaired():

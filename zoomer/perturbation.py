@@ -23,9 +23,9 @@ loss went non-finite while the pixel still trained (its difference can no longer
 formed). Glitched pixels are trained again from a new reference among them (render).
 
 The reference takes each step once, then every pixel takes it from the reference's
-values; a pixel's state between steps is only its weight differences. The reference's
-steps are kept (ReferenceRun), so a frame's later passes and the next keyframes about the
-same centre read them instead of training it again. Its matrix products are float64 GEMMs on exact slices of its
+values; a pixel's state between steps is only its weight differences. The frame centre's
+reference keeps its steps (ReferenceRun, reference_run), so a frame's later passes and
+the next keyframes about the same centre read them instead of training it again. Its matrix products are float64 GEMMs on exact slices of its
 operands (Ozaki's scheme), summed in DD. On the CPU, for nets of two layers, the
 reference's pass and (on the full batch) the pixels' step are compiled
 (zoomer/kernels/perturbation_kernel.c), each checked against its torch version below on
@@ -442,29 +442,27 @@ class Trained:
 class RunStep:
     """One step of the reference run: its weights going into the step, its pass over the
     full batch (its loss is the score's) and over the rows the step trains on (the same
-    pass on the full batch), and, once asked for, what the compiled kernel reads of them."""
+    pass on the full batch); once the compiled kernel has read them, only what it reads
+    (compiled), a third of their memory."""
 
     W: list
     full: _Pass
     step: _Pass
+    loss: DD
     compiled: cpu_perturbation.ReferenceStep = None
-
-    @property
-    def loss(self) -> DD:
-        return self.full.loss
 
 
 class ReferenceRun:
-    """The reference's training run, each step's values kept once computed. A frame is
-    trained in several passes (solid guessing) and a zoom's keyframes share their centre;
-    every pass against the same reference reads the same run instead of training it again.
-    It ends early where its loss goes non-finite."""
+    """The reference's training run, step by step. A frame is trained in several passes
+    (solid guessing) and a zoom's keyframes share their centre: a run that keeps its steps
+    (keep) serves every pass about the same point without training again; one that does
+    not holds only its latest step. It ends early where its loss goes non-finite."""
 
-    def __init__(self, exp: Experiment, prob: Problem, lrs: DD, offset: DD):
-        self.exp, self.prob, self.lrs, self.offset = exp, prob, lrs, offset
+    def __init__(self, exp: Experiment, prob: Problem, lrs: DD, offset: DD, keep: bool = False):
+        self.exp, self.prob, self.lrs, self.offset, self.keep = exp, prob, lrs, offset, keep
         self.net = _Net(exp, prob.X.device)
         self.W = [DD.of(w) for w in prob.weights]  # after the last step taken
-        self.steps: list[RunStep] = []
+        self.steps: list[RunStep | None] = []
         self.ended = False
         self._lock = threading.Lock()  # zoomer-explore trains views on several threads
 
@@ -473,14 +471,18 @@ class ReferenceRun:
         with self._lock:
             while len(self.steps) <= t and not self.ended:
                 self._take_step()
+        if t < len(self.steps) and self.steps[t] is None:
+            raise RuntimeError(f"step {t} of a reference run that keeps only its latest step was asked for again")
         return self.steps[t] if t < len(self.steps) else None
 
     def compiled(self, t: int) -> cpu_perturbation.ReferenceStep:
-        """Step t's values as the compiled kernel reads them."""
+        """Step t's values as the compiled kernel reads them (the passes are let go)."""
         ref = self.steps[t]
         with self._lock:
             if ref.compiled is None:
                 ref.compiled = _reference_step(self.net, ref.full, ref.step, ref.W, ref.loss, self.lrs)
+                if t != 1:  # the kernel's first-use check (_kernel_agrees) reads step 1's passes
+                    ref.W = ref.full = ref.step = None
         return ref.compiled
 
     def _take_step(self) -> None:
@@ -494,7 +496,9 @@ class ReferenceRun:
             return
         # the step uses the minibatch; the scored loss is the full batch's
         step = full if prob.batches is None else self.net.forward(W, prob.X[prob.batches[t]], prob.Y[prob.batches[t]])
-        self.steps.append(RunStep(list(W), full, step))
+        if t and not self.keep:
+            self.steps[t - 1] = None
+        self.steps.append(RunStep(list(W), full, step, full.loss))
         self.W = [W[i] - self.lrs[i] * step.grads[i] for i in range(len(W))]
 
 
@@ -564,14 +568,17 @@ def _step(net: _Net, full: _Pass, step: _Pass, W: list[DD], ref_loss: DD, lrs: D
 
 def _reference_step(net: _Net, full: _Pass, step: _Pass, W: list[DD], ref_loss: DD, lrs: DD):
     """What the compiled kernel reads of the reference's step (two layers): the rows it
-    trains on, and for a minibatch the full batch's, which its loss is scored on."""
+    trains on, and for a minibatch the full batch's, which its loss is scored on. Copies,
+    so that the passes they come from can be let go."""
     a = [p.p[0] * net.gain[0] if net.exp.nonlinearity == "tanh" else p.p[0] for p in (step, full)]
     s2 = [p.s2[0].hi if p.s2[0] is not None else torch.zeros_like(p.h[0].hi) for p in (step, full)]
-    scored = None if step is full else (full.x, a[1].hi, a[1].lo, full.h[0].hi, s2[1], full.r.hi)
+    scored = None if step is full else (a[1].hi, a[1].lo, full.h[0].hi, s2[1], full.r.hi)
+    rows = (a[0].hi, a[0].lo, step.h[0].hi, s2[0], step.slope[0].hi, step.pre[1].hi, step.r.hi, step.g[1].hi)
+    copied = lambda tensors: [t.clone() for t in tensors]  # noqa: E731  (the inputs x are not the passes')
     return cpu_perturbation.ReferenceStep(
-        step.x, a[0].hi, a[0].lo, step.h[0].hi, s2[0], step.slope[0].hi, step.pre[1].hi, step.r.hi,
-        step.g[1].hi, [w.hi for w in W], [g.hi for g in step.grads], [float(lrs.hi[i]) for i in range(len(W))],
-        float(net.gain[0].hi), float(net.out_scale.hi), float(ref_loss.hi), float(ref_loss.lo), scored)
+        step.x, *copied(rows), copied(w.hi for w in W), copied(g.hi for g in step.grads),
+        [float(lrs.hi[i]) for i in range(len(W))], float(net.gain[0].hi), float(net.out_scale.hi),
+        float(ref_loss.hi), float(ref_loss.lo), None if scored is None else (full.x, *copied(scored)))
 
 
 # Whether the compiled reference pass gave the torch pass's values, per (nonlinearity,
@@ -673,24 +680,30 @@ class Rendering:
     references: list  # the reference points used, (x, y) as Decimals
 
 
-# The reference runs trained last, newest last: a frame's passes and a zoom's keyframes
-# ask for their centre's again and again (a run of 1000 steps keeps some tens of MB).
+# The reference run kept from the last frame, by its point: a frame's passes and a zoom's
+# keyframes (all centred on its target) ask for it again and again. It keeps what the
+# pixels read of every step, about 8 values per data row and hidden unit on the compiled
+# path (240 MB for the paper's net at 1000 steps) and 20 as torch passes; one that would
+# take more than KEPT_BYTES is not kept.
 _RUNS: dict = {}
 _RUNS_LOCK = threading.Lock()
-KEPT_RUNS = 3
+KEPT_BYTES = 2**30
 
 
 def reference_run(exp: Experiment, point, device) -> ReferenceRun:
-    """The reference run at axis coordinates `point` (exact decimals), trained once for as
-    long as it stays among the KEPT_RUNS last asked for."""
+    """The reference run at axis coordinates `point` (exact decimals): the one kept from
+    the last frame about the same point, or a new one, kept if it fits KEPT_BYTES."""
     key = (exp, str(point[0]), str(point[1]), str(torch.device(device)))
     with _RUNS_LOCK:
-        run = _RUNS.pop(key, None)
+        run = _RUNS.get(key)
         if run is None:
-            run = ReferenceRun(exp, exp.problem().to(device), *reference_hparams(exp, *point, device))
-        _RUNS[key] = run
-        while len(_RUNS) > KEPT_RUNS:
-            del _RUNS[next(iter(_RUNS))]
+            prob = exp.problem().to(device)
+            values = (8 if cpu_perturbation.supports(exp, device) else 20) * prob.X.shape[0] * exp.width
+            keep = exp.steps * values * 8 <= KEPT_BYTES
+            run = ReferenceRun(exp, prob, *reference_hparams(exp, *point, device), keep=keep)
+            _RUNS.clear()
+            if keep:
+                _RUNS[key] = run
     return run
 
 
@@ -715,7 +728,10 @@ def render(exp: Experiment, centre, dx, dy, device="cpu", max_references: int = 
         refs, ox, oy = [], 0.0, 0.0
         for _ in range(max_references):
             refs.append(ref)
-            run = reference_run(exp, ref, device)
+            if len(refs) == 1:  # the frame's centre, kept for its next passes and frames
+                run = kept = reference_run(exp, ref, device)
+            else:  # a repair's point, the frame's own
+                run = ReferenceRun(exp, kept.prob, *reference_hparams(exp, *ref, device))
             rows = np.flatnonzero(todo)
             ddx = torch.tensor(dx[rows] - ox, device=device)
             ddy = torch.tensor(dy[rows] - oy, device=device)
