@@ -25,11 +25,12 @@ formed). Glitched pixels are trained again from a new reference among them (rend
 The reference takes each step once, then every pixel takes it from the reference's
 values; a pixel's state between steps is only its weight differences. The frame centre's
 reference keeps its steps (ReferenceRun, reference_run), so a frame's later passes and
-the next keyframes about the same centre read them instead of training it again. Its matrix products are float64 GEMMs on exact slices of its
-operands (Ozaki's scheme), summed in DD. On the CPU, for nets of two layers, the
-reference's pass and (on the full batch) the pixels' step are compiled
-(zoomer/kernels/perturbation_kernel.c), each checked against its torch version below on
-its first use in a process; elsewhere torch takes them, the pixels `chunk` at a time.
+the next keyframes about the same centre read them instead of training it again. Its
+matrix products are float64 GEMMs on exact slices of its operands (Ozaki's scheme),
+summed in DD. On the CPU, for nets of two layers, the reference's pass and the pixels'
+step are compiled (zoomer/kernels/perturbation_kernel.c), each checked against its torch
+version below on its first use in a process; elsewhere torch takes them, the pixels
+`chunk` at a time.
 """
 from __future__ import annotations
 
