@@ -447,7 +447,7 @@ class RunStep:
     """One step of the reference run: its weights going into the step, its pass over the
     full batch (its loss is the score's) and over the rows the step trains on (the same
     pass on the full batch); once the compiled kernel has read them, only what it reads
-    (compiled), a third of their memory."""
+    (compiled), about half their memory."""
 
     W: list
     full: _Pass
