@@ -32,10 +32,9 @@ import torch
 from PIL import Image, ImageDraw
 
 import zoomer
+from benchmarks.deep_path import tanh_start
 from zoomer.boundary import converged
 from zoomer.color import Reference, colorize, normalize
-from zoomer.config import VideoConfig
-from zoomer.plan import start_window
 from zoomer.precision import deep_or_float64
 
 MIN_BOX = 2  # runs; a single run's box sees the sampling, not the set
@@ -72,7 +71,7 @@ def main(argv=None) -> None:
     parser.add_argument("--png", default=None, help="write the lines as a barcode, one band per depth")
     args = parser.parse_args(argv)
     point = tuple(Decimal(c) for c in args.point)
-    start = start_window(zoomer.Window.from_bounds((-2.0, 6.0), (-3.0, 5.0)), VideoConfig(width=224, height=126))
+    start = tanh_start()
     exp = zoomer.Experiment(steps=args.steps, batch_size=args.batch_size)
     rows, lines, began = [], [], time.perf_counter()
     for depth in args.depths:

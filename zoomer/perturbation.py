@@ -574,10 +574,15 @@ def _reference_step(net: _Net, full: _Pass, step: _Pass, W: list[DD], ref_loss: 
     """What the compiled kernel reads of the reference's step (two layers): the rows it
     trains on, and for a minibatch the full batch's, which its loss is scored on. Copies,
     so that the passes they come from can be let go."""
-    a = [p.p[0] * net.gain[0] if net.exp.nonlinearity == "tanh" else p.p[0] for p in (step, full)]
-    s2 = [p.s2[0].hi if p.s2[0] is not None else torch.zeros_like(p.h[0].hi) for p in (step, full)]
-    scored = None if step is full else (a[1].hi, a[1].lo, full.h[0].hi, s2[1], full.r.hi)
-    rows = (a[0].hi, a[0].lo, step.h[0].hi, s2[0], step.slope[0].hi, step.pre[1].hi, step.r.hi, step.g[1].hi)
+    def forward_rows(p: _Pass) -> list:
+        """a (hi, lo), h and s2 of a pass's hidden layer, and its residual r."""
+        a = p.p[0] * net.gain[0] if net.exp.nonlinearity == "tanh" else p.p[0]
+        s2 = p.s2[0].hi if p.s2[0] is not None else torch.zeros_like(p.h[0].hi)
+        return [a.hi, a.lo, p.h[0].hi, s2, p.r.hi]
+
+    a_hi, a_lo, h, s2, r = forward_rows(step)
+    rows = (a_hi, a_lo, h, s2, step.slope[0].hi, step.pre[1].hi, r, step.g[1].hi)
+    scored = None if step is full else forward_rows(full)
     copied = lambda tensors: [t.clone() for t in tensors]  # noqa: E731  (the inputs x are not the passes')
     return cpu_perturbation.ReferenceStep(
         step.x, *copied(rows), copied(w.hi for w in W), copied(g.hi for g in step.grads),

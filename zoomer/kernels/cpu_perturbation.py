@@ -94,14 +94,17 @@ def step(exp: Experiment, ref: ReferenceStep, dlrs: torch.Tensor, dW: list, glit
     B = dlrs.shape[0]
     n, o = ref.r.shape
     rows = [_pad_rows(t) for t in (ref.X, ref.a_hi, ref.a_lo, ref.h, ref.s2, ref.slope, ref.pre, ref.r, ref.g)]
-    scored = [_pad_rows(t) for t in ref.scored] if ref.scored is not None else rows[:5] + rows[7:8]
-    n_scored = ref.scored[0].shape[0] if ref.scored is not None else n
+    if ref.scored is None:  # the full batch: the loss is scored on the rows the step trains on
+        scored, n_scored, scored_rows = rows[:5] + rows[7:8], n, 0
+    else:
+        scored = [_pad_rows(t) for t in ref.scored]
+        n_scored, scored_rows = ref.scored[0].shape[0], scored[0].shape[0]
     fixed = [t.contiguous() for t in (*ref.weights, *ref.grads)]
     dlrs = dlrs.contiguous()
     loss, glitched = torch.empty(2, B, dtype=torch.float64)
     failed = lib.zoomer_perturbed_step(
         NONLINEARITIES.index(exp.nonlinearity), rows[0].shape[0], *map(_pointer, rows),
-        scored[0].shape[0] if ref.scored is not None else 0, *map(_pointer, scored + fixed),
+        scored_rows, *map(_pointer, scored + fixed),
         *ref.lrs, ref.gain, ref.out_scale, ref.out_scale * (2.0 / (n * o)), 1.0 / (n_scored * o),
         ref.loss_hi, ref.loss_lo, glitch_ratio, B, _pointer(dlrs), _pointer(dW[0]), _pointer(dW[1]),
         _pointer(loss), _pointer(glitched), torch.get_num_threads(),
