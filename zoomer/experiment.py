@@ -4,6 +4,7 @@ An `Experiment` is a plain description (every field has the paper's baseline as 
 default); `Experiment.problem()` turns it into the tensors that every run of a frame
 shares, and `Experiment.hparams()` turns pixel coordinates into per-run hyperparameters.
 """
+import functools
 import math
 from dataclasses import asdict, dataclass, fields
 from typing import Optional
@@ -179,26 +180,11 @@ class Experiment:
 
     def _jax_draws(self) -> Problem:
         """The paper's notebook, draw for draw: weights, data, minibatch order, probe."""
-        key, sub = jax_draws.split(jax_draws.prng_key(self.seed))
-        layer_keys = jax_draws.split(sub, self.depth)
-        weights = tuple(jax_draws.normal(k, shape) for k, shape in zip(layer_keys, self.layer_shapes))
-        n = self.dataset_size
-        key, sub = jax_draws.split(key)
-        X = jax_draws.normal(sub, (n, self.width))
-        key, sub = jax_draws.split(key)
-        Y = jax_draws.normal(sub, (n, self.target_dim))
-        probe = jax_draws.normal(jax_draws.prng_key(-1234567), (1, self.width))[0]
-        batches = None
-        if self.batch_size is not None:
-            step_keys = jax_draws.split(jax_draws.prng_key(42), self.steps)
-            batches = jax_draws.randint(step_keys, (self.batch_size,), 0, n)
-        return Problem(
-            X=torch.from_numpy(X),
-            Y=torch.from_numpy(Y),
-            weights=tuple(torch.from_numpy(w) for w in weights),
-            probe=torch.from_numpy(probe),
-            batches=None if batches is None else torch.from_numpy(batches),
-        )
+        draws = notebook_draws(self.seed, tuple(self.layer_shapes), self.dataset_size, self.width,
+                               self.target_dim, self.batch_size, self.steps)
+        X, Y, weights, probe, batches = draws
+        return Problem(X=torch.tensor(X), Y=torch.tensor(Y), weights=tuple(torch.tensor(w) for w in weights),
+                       probe=torch.tensor(probe), batches=None if batches is None else torch.tensor(batches))
 
     def _torch_draws(self) -> Problem:
         """zoomer's earlier draws: a CPU torch.Generator in a fixed order."""
@@ -224,6 +210,29 @@ class Experiment:
             lrs = torch.stack([x if i % 2 == 0 else y for i in range(self.depth)], 1)
             return lrs, torch.zeros_like(x)
         return y[:, None].expand(-1, self.depth).contiguous(), x
+
+
+@functools.lru_cache(maxsize=8)
+def notebook_draws(seed: int, layer_shapes: tuple, n: int, width: int, target_dim: int,
+                   batch_size: Optional[int], steps: int) -> tuple:
+    """The notebook's draws as numpy arrays: (X, Y, weights, probe, batches or None).
+
+    Drawn once per process: the pure-Python threefry takes ~30 ms a problem, and every
+    frame, pass, probe and reference run asks for the same one again. Experiment.problem
+    copies them into fresh tensors, so no caller can change another's."""
+    key, sub = jax_draws.split(jax_draws.prng_key(seed))
+    layer_keys = jax_draws.split(sub, len(layer_shapes))
+    weights = tuple(jax_draws.normal(k, shape) for k, shape in zip(layer_keys, layer_shapes))
+    key, sub = jax_draws.split(key)
+    X = jax_draws.normal(sub, (n, width))
+    key, sub = jax_draws.split(key)
+    Y = jax_draws.normal(sub, (n, target_dim))
+    probe = jax_draws.normal(jax_draws.prng_key(-1234567), (1, width))[0]
+    batches = None
+    if batch_size is not None:
+        step_keys = jax_draws.split(jax_draws.prng_key(42), steps)
+        batches = jax_draws.randint(step_keys, (batch_size,), 0, n)
+    return X, Y, weights, probe, batches
 
 
 def exp10(t) -> torch.Tensor:
