@@ -364,6 +364,22 @@ def test_a_diverging_reference_is_repaired():
     np.testing.assert_allclose(got.scores, want, rtol=1e-6)
 
 
+def test_a_repair_starts_from_the_glitched_pixel_closest_to_converging():
+    """A reference that diverges glitches the pixels still training, those that converge
+    and those that diverge later. The repair starts from the one whose loss had fallen
+    lowest, which converges and carries every other that does: one repair. The glitched
+    pixel nearest their middle (0.6) diverges itself, and starting there took two."""
+    exp = experiment("identity")
+    x = np.array([0.0, 0.2, 0.6, 0.65, 0.7, 0.8, 0.9])
+    dx, dy = x - 1.5, np.zeros_like(x)
+    want = train_grid(exp, x, dy, device="cpu")
+    assert (want[:2] < 0).all() and (want[2:] > 0).all()
+    assert render(exp, ("1.5", "0"), dx, dy, max_references=1).glitched.all()
+    got = render(exp, ("1.5", "0"), dx, dy)
+    assert [round(float(r[0]), 9) for r in got.references] == [1.5, 0.2] and not got.glitched.any()
+    np.testing.assert_allclose(got.scores, want, rtol=1e-6)
+
+
 def test_refuses_what_it_cannot_do():
     with pytest.raises(Refusal, match="engine.precision=perturbation"):
         render(experiment("tanh"), ("1.7", "0"), [0.0, 1e-31], [0.0, 0.0])

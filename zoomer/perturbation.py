@@ -438,6 +438,7 @@ class Trained:
 
     scores: torch.Tensor  # (B,) the paper's score, as zoomer.score
     glitched: torch.Tensor  # (B,) bool: the difference stopped being trustworthy
+    glitch_loss: torch.Tensor  # (B,) a glitched pixel's l / l0 at its last trustworthy step
     deltas: list  # per layer (B, fan_in, fan_out): final W - W_ref
     reference: list  # per layer DD: the reference's final weights
 
@@ -521,6 +522,7 @@ def train_perturbed(run: ReferenceRun, dlrs: torch.Tensor, doffsets: torch.Tenso
     acc = ScoreAccumulator(B, exp.steps, device, torch.float64)
     glitched = torch.zeros(B, dtype=torch.bool, device=device)
     v = torch.ones(B, dtype=torch.float64, device=device)  # each pixel's latest l / l0
+    glitch_loss = torch.full((B,), math.inf, dtype=torch.float64, device=device)
     parts = [torch.arange(i, min(i + chunk, B), device=device) for i in range(0, B, chunk)]
     fused = cpu_perturbation.supports(exp, device)
     for t in range(exp.steps):
@@ -532,8 +534,9 @@ def train_perturbed(run: ReferenceRun, dlrs: torch.Tensor, doffsets: torch.Tenso
             # counts as diverged from here (its score is the same unless its loss came
             # back); every other pixel still training is glitched, but for those identical
             # to the reference, which died with it.
-            alive = acc.dead_at == exp.steps
-            glitched |= alive & (_sizes(dW) > 0) & (v < CAP)
+            lost = (acc.dead_at == exp.steps) & (_sizes(dW) > 0) & (v < CAP)
+            glitch_loss = torch.where(lost & ~glitched, v, glitch_loss)
+            glitched |= lost
             acc.add(t, torch.full((B,), math.inf, dtype=torch.float64, device=device))
             break
         if fused and t >= 1:  # from the second step on, when the pixels' differences are not 0
@@ -541,17 +544,21 @@ def train_perturbed(run: ReferenceRun, dlrs: torch.Tensor, doffsets: torch.Tenso
         if fused:
             loss, lost = cpu_perturbation.step(exp, run.compiled(t), dlrs, dW, GLITCH_RATIO)
             acc.add(t, loss)
+            lost = (acc.dead_at == exp.steps) & lost
+            glitch_loss = torch.where(lost & ~glitched, v, glitch_loss)  # v of the step before
             v = loss / acc.l0
-            glitched |= (acc.dead_at == exp.steps) & lost
+            glitched |= lost
         for rows in [] if fused else parts:
             loss, lost, stepped = _step(net, ref.full, ref.step, ref.W, ref.loss, lrs, dlrs[rows],
                                         [w[rows] for w in dW])
             acc.add(t, loss, rows)
+            lost = (acc.dead_at[rows] == exp.steps) & lost
+            glitch_loss[rows] = torch.where(lost & ~glitched[rows], v[rows], glitch_loss[rows])
             v[rows] = loss / acc.l0[rows]
-            glitched[rows] |= (acc.dead_at[rows] == exp.steps) & lost
+            glitched[rows] |= lost
             for i in range(len(dW)):
                 dW[i][rows] = stepped[i]
-    return Trained(acc.scores(), glitched, dW, run.W)
+    return Trained(acc.scores(), glitched, glitch_loss, dW, run.W)
 
 
 def _step(net: _Net, full: _Pass, step: _Pass, W: list[DD], ref_loss: DD, lrs: DD, dlrs, d):
@@ -721,9 +728,14 @@ def render(exp: Experiment, centre, dx, dy, device="cpu", max_references: int = 
     """Scores of the pixels at centre + (dx[k], dy[k]): centre a pair of exact decimal
     coordinates (strings, Decimals or mpf), dx, dy float64 offsets from it (log10 units).
 
-    The first reference is the centre; glitched pixels are trained again from the glitched
-    pixel nearest their middle (it can never glitch against itself, so each round settles
-    at least one pixel), up to max_references references in all."""
+    The first reference is the centre; glitched pixels are trained again from one of them
+    (it can never glitch against itself, so each round settles at least one pixel), up to
+    max_references references in all. Pixels glitch mostly where the reference diverged
+    while they still trained, and a reference that converges carries every pixel that
+    does: so the next one is the glitched pixel that had come closest to converging when
+    it glitched (its loss lowest against its first), the one nearest their middle among
+    equals. At 28.6 decades, picking the middle one instead took 12 references where
+    one such pick did (docs/steps.md)."""
     dx, dy = np.asarray(dx, np.float64).ravel(), np.asarray(dy, np.float64).ravel()
     extent = max(np.ptp(dx), np.ptp(dy))
     if 0 < extent < PERTURBATION_NARROWEST:
@@ -734,6 +746,7 @@ def render(exp: Experiment, centre, dx, dy, device="cpu", max_references: int = 
         ref = (_decimal(centre[0]), _decimal(centre[1]))
         scores = np.zeros(dx.size)
         todo = np.ones(dx.size, dtype=bool)
+        glitch_loss = np.full(dx.size, np.inf)
         refs, ox, oy = [], 0.0, 0.0
         for _ in range(max_references):
             refs.append(ref)
@@ -747,11 +760,13 @@ def render(exp: Experiment, centre, dx, dy, device="cpu", max_references: int = 
             out = train_perturbed(run, *pixel_hparams(exp, run.lrs, run.offset, ddx, ddy), chunk)
             scores[rows] = out.scores.cpu().numpy()
             todo[rows] = out.glitched.cpu().numpy()
+            glitch_loss[rows] = out.glitch_loss.cpu().numpy()
             if not todo.any():
                 break
             glitched = np.flatnonzero(todo)
             middle = (dx[glitched].mean(), dy[glitched].mean())
-            k = glitched[np.argmin((dx[glitched] - middle[0]) ** 2 + (dy[glitched] - middle[1]) ** 2)]
+            distance = (dx[glitched] - middle[0]) ** 2 + (dy[glitched] - middle[1]) ** 2
+            k = glitched[np.lexsort((distance, glitch_loss[glitched]))[0]]
             ox, oy = dx[k], dy[k]
             ref = (_decimal(centre[0]) + Decimal(ox), _decimal(centre[1]) + Decimal(oy))
     return Rendering(scores, todo, refs)
