@@ -187,7 +187,7 @@ def test_a_view_refines_in_passes_and_recolours_without_training(explorer):
     (first, numbers), passes, last = got[0], [d for e, d in got if e == "pass"], got[-1][0]
     assert first == "view" and last == "done"
     assert "zoom=manual" in numbers["command"] and f"zoom.final_width={v['w'] / 3!r}" in numbers["command"]
-    assert abs(numbers["depth"] - np.log10(3)) < 1e-9
+    assert abs(numbers["decades"] - np.log10(3)) < 1e-9
     assert [p["size"][1] for p in passes] == [COARSE * 2**k + 1 for k in range(len(passes))]
     assert passes[-1]["size"][1] == SIZE + 1
     assert all(p["reused"] > 0 for p in passes[1:]), "each pass takes the runs of the one before"

@@ -159,7 +159,7 @@ class Server:
     def _numbers(self, view: View, quality: Quality, cmap: str) -> dict:
         window = view.window(self.explorer.sizes[-1])
         command = self._command(view, quality, cmap)
-        return {"x": list(window.x_bounds), "y": list(window.y_bounds), "depth": self.explorer.depth(view),
+        return {"x": list(window.x_bounds), "y": list(window.y_bounds), "decades": self.explorer.decades(view),
                 "steps": self.explorer.experiments[quality].steps, "command": shlex.join(command),
                 "renderable": self._renderable(view)}
 

@@ -137,7 +137,7 @@ class Explorer:
         window.check_resolution(self.sizes[-1])
         return window
 
-    def depth(self, view: View) -> float:
+    def decades(self, view: View) -> float:
         """Decades of zoom from a render's first frame to this view."""
         return math.log10(self.video_start.width / view.width)
 

@@ -56,7 +56,7 @@ function finish(state, message) {
 
 function showNumbers(n) {
   coming = {x: n.x, y: n.y};
-  $("depth").textContent = `${n.depth.toFixed(2)} decades below the start (${n.steps} steps per run)`;
+  $("decades").textContent = `${n.decades.toFixed(2)} decades below the start (${n.steps} steps per run)`;
   $("command").textContent = n.command;
   $("renderable").textContent = n.renderable;
   $("render").disabled = !!n.renderable;
