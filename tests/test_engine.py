@@ -122,6 +122,18 @@ def test_problem_is_reproducible_and_shaped_like_the_paper():
     assert zoomer.Experiment(target_dim=2).dataset_size == (256 + 32) // 2
 
 
+def test_each_problem_is_its_own_copy_of_the_draws_drawn_once():
+    """The draws are kept per process (they take ~30 ms of pure Python); a caller that
+    changes its problem's tensors in place changes nobody else's."""
+    exp = zoomer.Experiment(batch_size=4, steps=20)
+    first = exp.problem()
+    tensors = lambda p: (p.X, p.Y, *p.weights, p.probe, p.batches)  # noqa: E731
+    kept = [t.clone() for t in tensors(first)]
+    for t in tensors(first):
+        t.add_(1)
+    assert all(torch.equal(a, b) for a, b in zip(tensors(exp.problem()), kept))
+
+
 @pytest.mark.parametrize(
     "kwargs, field",
     [
