@@ -180,9 +180,8 @@ class Experiment:
 
     def _jax_draws(self) -> Problem:
         """The paper's notebook, draw for draw: weights, data, minibatch order, probe."""
-        draws = notebook_draws(self.seed, tuple(self.layer_shapes), self.dataset_size, self.width,
-                               self.target_dim, self.batch_size, self.steps)
-        X, Y, weights, probe, batches = draws
+        X, Y, weights, probe, batches = notebook_draws(self.seed, tuple(self.layer_shapes), self.dataset_size,
+                                                       self.width, self.target_dim, self.batch_size, self.steps)
         return Problem(X=torch.tensor(X), Y=torch.tensor(Y), weights=tuple(torch.tensor(w) for w in weights),
                        probe=torch.tensor(probe), batches=None if batches is None else torch.tensor(batches))
 

@@ -734,8 +734,8 @@ def render(exp: Experiment, centre, dx, dy, device="cpu", max_references: int = 
     while they still trained, and a reference that converges carries every pixel that
     does: so the next one is the glitched pixel that had come closest to converging when
     it glitched (its loss lowest against its first), the one nearest their middle among
-    equals. At 28.6 decades, picking the middle one instead took 12 references where
-    one such pick did (docs/steps.md)."""
+    equals. In a keyframe 28.6 decades down, picking the middle one took up to 12
+    references a pass where this takes 2 (BENCHMARKS.md)."""
     dx, dy = np.asarray(dx, np.float64).ravel(), np.asarray(dy, np.float64).ravel()
     extent = max(np.ptp(dx), np.ptp(dy))
     if 0 < extent < PERTURBATION_NARROWEST:

@@ -1,0 +1,50 @@
+"""How much of the fused CPU kernel's training step is the tanh.
+
+Trains the same runs of the paper's net (272 data rows, width 16, the same matrix
+products) with tanh and with relu, whose activation is a compare and a multiply, at small
+learning rates so every run takes every step; the difference in time is the tanh's.
+
+    python -m benchmarks.activation_cost [--runs 2048] [--steps 300]
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+import zoomer
+from zoomer.kernels import cpu
+
+
+def rate(nonlinearity: str, runs: int, steps: int) -> float:
+    """Run-steps per second of the fused CPU kernel, float64, best of two."""
+    exp = zoomer.Experiment(steps=steps, nonlinearity=nonlinearity)
+    prob = exp.problem()
+    x = -2.0 + torch.linspace(0, 1e-3, runs, dtype=torch.float64)  # rates near 0.01: all converge
+    lrs, offsets = exp.hparams(x, x.clone())
+    cpu.running_sums(exp, prob, lrs[:16], offsets[:16])  # build and warm up
+    best = float("inf")
+    for _ in range(2):
+        started = time.perf_counter()
+        sums = cpu.running_sums(exp, prob, lrs, offsets)
+        best = min(best, time.perf_counter() - started)
+    assert bool((sums["dead_at"] == steps).all()), "every run should take every step"
+    return runs * steps / best
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=2048)
+    parser.add_argument("--steps", type=int, default=300)
+    args = parser.parse_args(argv)
+    rates = {nl: rate(nl, args.runs, args.steps) for nl in ("tanh", "relu")}
+    for nl, r in rates.items():
+        print(f"{nl}: {r:.3g} run-steps/s ({args.runs} runs x {args.steps} steps, float64, "
+              f"{torch.get_num_threads()} threads, {cpu.lanes()} lanes)")
+    print(f"the tanh takes {1 - rates['tanh'] / rates['relu']:.0%} of a tanh step; "
+          f"with a free tanh the kernel would be {rates['relu'] / rates['tanh']:.2f}x as fast")
+
+
+if __name__ == "__main__":
+    main()
