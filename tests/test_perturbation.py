@@ -130,14 +130,14 @@ def exact():
     return run
 
 
-def check_depth(name: str, decades: int, exact) -> None:
+def check_depth(name: str, decades: int, exact, device: str = "cpu") -> None:
     exp = experiment(name)
     cx, cy = CONDITIONS[name][1:]
     width = 10.0**-decades
-    offsets = PIXELS * width
-    run = ReferenceRun(exp, exp.problem(), *reference_hparams(exp, cx, cy))
-    out = train_perturbed(run, *pixel_hparams(exp, run.lrs, run.offset, torch.tensor(offsets[:, 0]),
-                                              torch.tensor(offsets[:, 1])))
+    offsets = torch.tensor(PIXELS * width, device=device)
+    run = ReferenceRun(exp, exp.problem().to(device), *reference_hparams(exp, cx, cy, device))
+    out = train_perturbed(run, *pixel_hparams(exp, run.lrs, run.offset, offsets[:, 0], offsets[:, 1]))
+    offsets = offsets.cpu().numpy()
     assert not out.glitched.any()
     with mpmath.workdps(50):
         x0, y0 = mpmath.mpf(cx), mpmath.mpf(cy)
@@ -147,12 +147,12 @@ def check_depth(name: str, decades: int, exact) -> None:
                 assert abs(mpmath.mpf(str(g)) - w) <= 1e-25 * (1 + abs(w)), (name, decades)
         for k, (ox, oy) in enumerate(offsets):
             score, tail, W = exact(name, x0 + mpmath.mpf(ox), y0 + mpmath.mpf(oy))
-            assert float(out.scores[k]) == pytest.approx(score, rel=1e-9), (name, decades, k)
+            assert float(out.scores[k]) == pytest.approx(score, rel=1e-9), (name, decades, k, device)
             if abs(tail - 1) > 1e-9:
                 assert (float(out.scores[k]) < 0) == (tail < 1), (name, decades, k)
             for layer, (w, w_ref) in enumerate(zip(W, W_ref)):
                 want = np.array([[float(a - b) for a, b in zip(ra, rb)] for ra, rb in zip(w, w_ref)])
-                got = out.deltas[layer][k].numpy()
+                got = out.deltas[layer][k].cpu().numpy()
                 err = np.linalg.norm(got - want) / np.linalg.norm(want)
                 assert err < 1e-6, (name, decades, k, layer, err)
 
@@ -180,6 +180,14 @@ def test_matches_50_digit_training(name, decades, exact, path):
 @pytest.mark.parametrize("name", list(CONDITIONS))
 def test_matches_50_digit_training_every_condition(name, decades, exact):
     check_depth(name, decades, exact)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("decades", [13, 30])
+@pytest.mark.parametrize("name", list(CONDITIONS))
+def test_matches_50_digit_training_on_cuda(name, decades, exact):
+    """Perturbation's torch path on a GPU: the reference and the pixels as CUDA tensors."""
+    check_depth(name, decades, exact, device="cuda")
 
 
 @pytest.mark.parametrize("decades", [2, 10])
