@@ -1,4 +1,6 @@
 """The compiled CPU kernel against the slow reference and the torch path, and its promises."""
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -121,6 +123,55 @@ def test_scores_are_bit_identical_whatever_the_chunking_and_threads(kw):
     assert torch.equal(whole[::10], torch.cat(alone))
     torch.set_num_threads(2)
     assert torch.equal(whole, cpu.train(exp, prob, lrs, offsets))
+
+
+@needs_kernel
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("kw", [{}, {"depth": 3}, {"target_dim": 2}], ids=["paper", "depth_3", "two_targets"])
+def test_a_saturated_run_trains_its_output_layer_alone_to_the_same_bits(kw, dtype):
+    """Once every tanh unit of a run is exactly +-1 its hidden layers can no longer move,
+    and the kernel trains its output layer alone (cpu_kernel.c, Frozen): every running sum
+    must keep every bit of training all layers, and runs must go that way for it to bite."""
+    exp = zoomer.Experiment(steps=300, **kw)
+    prob = exp.problem().to(dtype=dtype)
+    gx, gy = zoomer.Window.from_bounds((-1.0, 6.0), (-1.0, 4.0)).grid((8, 8))  # many overflow
+    lrs, offsets = exp.hparams(torch.from_numpy(gx), torch.from_numpy(gy))
+    frozen_at = torch.empty(64, dtype=torch.int64)
+    fast = cpu.running_sums(exp, prob, lrs, offsets, frozen_at=frozen_at)
+    slow = cpu.running_sums(exp, prob, lrs, offsets, freeze=False)
+    for name in slow:
+        assert torch.equal(fast[name].view(torch.int8), slow[name].view(torch.int8)), name
+    frozen = frozen_at < exp.steps
+    assert frozen.sum() >= 4, frozen_at
+    assert (frozen_at[frozen] <= slow["dead_at"][frozen]).all()
+    assert (zoomer.score.finish(exp.steps, **slow)[frozen] > 0).all()  # saturated runs diverge
+
+
+@needs_kernel
+@pytest.mark.parametrize("others", [1e13, 1.0], ids=["at_once", "later"])
+def test_a_saturated_run_whose_output_overflows_into_its_hidden_layers_dies_as_before(others):
+    """delta_out w_out^T can overflow while the loss is still finite, when huge output
+    weights cancel: inf * (1 - h^2) = NaN then reaches the hidden layers, and the next loss
+    is NaN. Units 0 and 1 here have the same activations (one input column twice, scaled
+    to saturate every row) and output weights +-1e300; the other units' output weights
+    (`others`) make the overflow come at the first step or only after the output layer
+    has grown, with the run in a Frozen group."""
+    exp = zoomer.Experiment(steps=200)
+    prob = exp.problem()
+    w0, w_out = (w.clone() for w in prob.weights)
+    w0 *= 1e6
+    w0[:, 1] = w0[:, 0]
+    w_out[2:] *= others
+    w_out[0], w_out[1] = 1e300, -1e300
+    prob = dataclasses.replace(prob, weights=(w0, w_out))
+    lrs, offsets = exp.hparams(torch.full((4,), 0.5), torch.tensor([3.0, 3.5, 4.0, 4.5]))
+    frozen_at = torch.empty(4, dtype=torch.int64)
+    fast = cpu.running_sums(exp, prob, lrs, offsets, frozen_at=frozen_at)
+    slow = cpu.running_sums(exp, prob, lrs, offsets, freeze=False)
+    for name in slow:
+        assert torch.equal(fast[name].view(torch.int8), slow[name].view(torch.int8)), name
+    assert (slow["dead_at"] < exp.steps).all(), slow["dead_at"]
+    assert (frozen_at == (exp.steps if others > 1 else 1)).all(), frozen_at
 
 
 @needs_kernel

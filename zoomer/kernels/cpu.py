@@ -51,10 +51,16 @@ def train(exp: Experiment, prob: Problem, lrs: torch.Tensor, offsets: torch.Tens
     return finish(exp.steps, **running_sums(exp, prob, lrs, offsets))
 
 
-def running_sums(exp: Experiment, prob: Problem, lrs: torch.Tensor, offsets: torch.Tensor) -> dict:
+def running_sums(exp: Experiment, prob: Problem, lrs: torch.Tensor, offsets: torch.Tensor,
+                 freeze: bool = True, frozen_at: torch.Tensor | None = None) -> dict:
     """The kernel's running sums of each run (zoomer.score.finish's l0, sum_v, sum_inv,
     tail and dead_at, the step its loss turned non-finite or exp.steps): what a score is
-    made of, and how many steps each run took."""
+    made of, and how many steps each run took.
+
+    A tanh run whose hidden units have all saturated trains only its output layer from then
+    on, the same bits at a fraction of the cost (cpu_kernel.c, Frozen); `frozen_at` (B,
+    int64), if given, is filled with the step each run did so (exp.steps: never), and
+    `freeze=False` trains every layer to the end (for the tests and benchmarks)."""
     dtype = prob.X.dtype
     lib = _library(BITS[dtype], *_shape(exp))
     B = lrs.shape[0]
@@ -67,6 +73,8 @@ def running_sums(exp: Experiment, prob: Problem, lrs: torch.Tensor, offsets: tor
     offsets = offsets.to(dtype).contiguous()
     l0, sum_v, sum_inv, tail = torch.empty(4, B, dtype=dtype)
     dead_at = torch.empty(B, dtype=torch.int64)
+    if frozen_at is None:
+        frozen_at = torch.empty(B, dtype=torch.int64)
     failed = lib.zoomer_train(
         NONLINEARITIES.index(exp.nonlinearity),
         exp.steps,
@@ -78,8 +86,9 @@ def running_sums(exp: Experiment, prob: Problem, lrs: torch.Tensor, offsets: tor
         (ctypes.c_void_p * len(init))(*map(_pointer, init)),
         *map(_pointer, (lrs, offsets)),
         int(exp.offset_every_step),
+        int(freeze),
         B,
-        *map(_pointer, (l0, sum_v, sum_inv, tail, dead_at)),
+        *map(_pointer, (l0, sum_v, sum_inv, tail, dead_at, frozen_at)),
         torch.get_num_threads(),
     )
     if failed:
@@ -128,8 +137,8 @@ def _library(bits: int, width: int, target_dim: int, depth: int):
         long_, long_, long_, long_,  # n_data, n_rows, batch_size, batch_rows
         ptr, ptr, ptr, ptr,  # X, Y, batch_X, batch_Y
         ctypes.POINTER(ptr),  # init: one pointer per layer
-        ptr, ptr, int_, long_,  # lrs, offsets, offset_every_step, B
-        ptr, ptr, ptr, ptr, ptr,  # l0, sum_v, sum_inv, tail, dead_at
+        ptr, ptr, int_, int_, long_,  # lrs, offsets, offset_every_step, may_freeze, B
+        ptr, ptr, ptr, ptr, ptr, ptr,  # l0, sum_v, sum_inv, tail, dead_at, frozen_at
         int_,  # threads
     ]
     lib.zoomer_lanes.restype = int_

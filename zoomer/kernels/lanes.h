@@ -42,6 +42,9 @@ enum { TANH, RELU, IDENTITY }; /* the order of zoomer.experiment.NONLINEARITIES 
 
 INLINE vec splat(real s) { return s - (vec){0}; } /* exact, unlike 0 + s */
 
+/* |x|, lane-wise: the sign bit cleared (NaN stays NaN). */
+INLINE vec vabs(vec x) { return (vec)((ivec)x & ~(ivec)splat(-0.0)); }
+
 /* Lane-wise mask ? a : b (GCC's vector ?: is C++ only). */
 INLINE vec blend(ivec mask, vec a, vec b) {
     return (vec)(((ivec)a & mask) | ((ivec)b & ~mask));
@@ -106,7 +109,7 @@ INLINE vec vexp(vec y) {
 INLINE void vtanh(vec x[TANH_WAYS]) {
     const ivec sign = (ivec)splat(-0.0);
     vec ax[TANH_WAYS], s[TANH_WAYS], p[TANH_WAYS], q[TANH_WAYS], e[TANH_WAYS];
-    EACH ax[w] = (vec)((ivec)x[w] & ~sign);
+    EACH ax[w] = vabs(x[w]);
     EACH ax[w] = blend(ax[w] > TANH_CLAMP, splat(TANH_CLAMP), ax[w]); /* keeps NaN */
     EACH s[w] = ax[w] * ax[w];
     EACH p[w] = splat(TANH_P[0]);
