@@ -1,11 +1,13 @@
 """Where a frame's training time goes: its runs by class and the steps each takes.
 
 A converged run takes every step (none of the paper's tanh runs reaches an exact fixed
-point); a diverged one ends when its loss turns non-finite. This trains a grid around a
-point with the fused CPU kernel and prints, per class, how many runs there are and the
-steps they take, and how many lane-steps a kernel that keeps a group of SIMD lanes
-together until its longest run ends would have spent (the kernel before lanes took the
-next run as soon as theirs ended), with the time it took.
+point); a diverged one ends when its loss turns non-finite, and before that its tanh units
+all saturate, from when on the kernel trains its output layer alone (cpu_kernel.c,
+Frozen). This trains a grid around a point with the fused CPU kernel, with that shortcut
+and without it (the same bits, checked), and prints, per class, how many runs there are
+and the steps they take, the share of run-steps after saturation, the two times, and how
+many lane-steps a kernel that keeps a group of SIMD lanes together until its longest run
+ends would have spent (the kernel before lanes took the next run as soon as theirs ended).
 
     python -m benchmarks.run_steps [--steps 1000] [--size 64 36] [--width 1e-3]
 
@@ -37,16 +39,28 @@ def main(argv=None) -> None:
     w, h = args.size
     xs, ys = zoomer.Window.around(PANEL_CENTRE, args.width, w / h).grid((h, w))
     lrs, offsets = exp.hparams(torch.from_numpy(np.ravel(xs)), torch.from_numpy(np.ravel(ys)))
+    prob = exp.problem()
     started = time.perf_counter()
-    sums = cpu.running_sums(exp, exp.problem(), lrs, offsets)
+    every_layer = cpu.running_sums(exp, prob, lrs, offsets, freeze=False)
+    slow = time.perf_counter() - started
+    frozen_at = torch.empty(lrs.shape[0], dtype=torch.int64)
+    started = time.perf_counter()
+    sums = cpu.running_sums(exp, prob, lrs, offsets, frozen_at=frozen_at)
     seconds = time.perf_counter() - started
+    same = all(torch.equal(sums[k].view(torch.int8), every_layer[k].view(torch.int8)) for k in sums)
     dead_at = sums["dead_at"].numpy()
     converged = zoomer.score.finish(exp.steps, **sums).numpy() < 0
     lanes = cpu.lanes()
     padded = np.pad(dead_at, (0, -dead_at.size % lanes), constant_values=0)
     grouped = int(padded.reshape(-1, lanes).max(1).sum() * lanes)
-    print(f"{dead_at.size} runs of {exp.steps} steps around {PANEL_CENTRE}, window {args.width:g} wide: "
-          f"{seconds:.1f} s, {dead_at.sum() / seconds:.3g} run-steps/s ({torch.get_num_threads()} threads)")
+    frozen = frozen_at.numpy()
+    after = np.where(frozen < exp.steps, dead_at - frozen, 0).sum()
+    print(f"{dead_at.size} runs of {exp.steps} steps around {PANEL_CENTRE}, window {args.width:g} wide, "
+          f"{torch.get_num_threads()} threads: {seconds:.1f} s, {dead_at.sum() / seconds:.3g} run-steps/s; "
+          f"every layer to the end {slow:.1f} s ({slow / seconds:.2f}x the time), "
+          f"{'the same bits' if same else 'DIFFERENT BITS'}")
+    print(f"  {np.mean(frozen < exp.steps):.0%} of the runs saturated (median step {np.median(frozen[frozen < exp.steps]) if (frozen < exp.steps).any() else 0:.0f}); "
+          f"{after / dead_at.sum():.0%} of the run-steps came after, output layer alone")
     for name, mask in (("converged", converged), ("diverged", ~converged)):
         steps = dead_at[mask]
         if steps.size:

@@ -1,5 +1,8 @@
 """The compiled CPU kernel against the slow reference and the torch path, and its promises."""
 import dataclasses
+import os
+import shutil
+import warnings
 
 import numpy as np
 import pytest
@@ -7,7 +10,7 @@ import torch
 
 import zoomer
 from zoomer import kernels
-from zoomer.kernels import cpu
+from zoomer.kernels import cpu, cpu_perturbation
 from zoomer.reference import reference_grid
 
 from conftest import ENGINE_CASES as CASES, agreement
@@ -148,30 +151,54 @@ def test_a_saturated_run_trains_its_output_layer_alone_to_the_same_bits(kw, dtyp
 
 
 @needs_kernel
-@pytest.mark.parametrize("others", [1e13, 1.0], ids=["at_once", "later"])
-def test_a_saturated_run_whose_output_overflows_into_its_hidden_layers_dies_as_before(others):
+def test_a_saturated_run_whose_output_overflows_into_its_hidden_layers_dies_as_before():
     """delta_out w_out^T can overflow while the loss is still finite, when huge output
     weights cancel: inf * (1 - h^2) = NaN then reaches the hidden layers, and the next loss
     is NaN. Units 0 and 1 here have the same activations (one input column twice, scaled
-    to saturate every row) and output weights +-1e300; the other units' output weights
-    (`others`) make the overflow come at the first step or only after the output layer
-    has grown, with the run in a Frozen group."""
+    to saturate every row) and output weights +-1e300; the output rates sweep so that the
+    overflow comes before the kernel first looks for saturated runs, as it looks, or after,
+    with the run in a Frozen group."""
     exp = zoomer.Experiment(steps=200)
     prob = exp.problem()
     w0, w_out = (w.clone() for w in prob.weights)
     w0 *= 1e6
     w0[:, 1] = w0[:, 0]
-    w_out[2:] *= others
     w_out[0], w_out[1] = 1e300, -1e300
     prob = dataclasses.replace(prob, weights=(w0, w_out))
-    lrs, offsets = exp.hparams(torch.full((4,), 0.5), torch.tensor([3.0, 3.5, 4.0, 4.5]))
-    frozen_at = torch.empty(4, dtype=torch.int64)
+    lrs, offsets = exp.hparams(torch.full((48,), 0.5), torch.linspace(2.5, 5.0, 48, dtype=torch.float64))
+    frozen_at = torch.empty(48, dtype=torch.int64)
     fast = cpu.running_sums(exp, prob, lrs, offsets, frozen_at=frozen_at)
     slow = cpu.running_sums(exp, prob, lrs, offsets, freeze=False)
     for name in slow:
         assert torch.equal(fast[name].view(torch.int8), slow[name].view(torch.int8)), name
-    assert (slow["dead_at"] < exp.steps).all(), slow["dead_at"]
-    assert (frozen_at == (exp.steps if others > 1 else 1)).all(), frozen_at
+    dead_at = slow["dead_at"]
+    assert (dead_at < 30).all(), dead_at  # every run overflows
+    assert (frozen_at < dead_at).sum() >= 4, frozen_at  # frozen, then dead there
+    assert (frozen_at == exp.steps).sum() >= 4, frozen_at  # dead before it could be frozen
+
+
+@needs_kernel
+def test_the_block_of_data_rows_changes_no_bit_even_when_changed_in_a_running_process(monkeypatch):
+    """cpu.ROWS sets both the zero padding of the data and the kernel build that reads it
+    in blocks; a library cached for another block size would read the padding wrong."""
+    exp = zoomer.Experiment(steps=STEPS)
+    prob = exp.problem()
+    gx, gy = zoomer.Window.from_bounds((-1.0, 6.0), (-1.0, 4.0)).grid((4, 4))
+    lrs, offsets = exp.hparams(torch.from_numpy(gx), torch.from_numpy(gy))
+    before = cpu.train(exp, prob, lrs, offsets)
+    monkeypatch.setattr(cpu, "ROWS", 8)
+    assert torch.equal(before, cpu.train(exp, prob, lrs, offsets))
+
+
+@pytest.mark.skipif(shutil.which(os.environ.get("CC", "gcc")) is None, reason="no C compiler here")
+def test_every_compiled_kernel_builds_where_there_is_a_compiler():
+    """Their tests skip where a kernel cannot be built, so a kernel broken at the source
+    would pass unseen: with a compiler at hand, each must build (its error shows here)."""
+    exp = zoomer.Experiment()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the build's warning, with the compiler's message
+        assert cpu.supports(exp, CPU, torch.float64) and cpu.supports(exp, CPU, torch.float32)
+        assert cpu_perturbation.supports(exp, CPU)
 
 
 @needs_kernel

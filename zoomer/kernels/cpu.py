@@ -43,7 +43,7 @@ def supports(exp: Experiment, device, dtype) -> bool:
     """The loss readout of any net on the CPU in float32/64, once the kernel has built."""
     if torch.device(device).type != "cpu" or dtype not in BITS or exp.readout != "loss":
         return False
-    return _library(BITS[dtype], *_shape(exp)) is not None
+    return _library(BITS[dtype], *_shape(exp), ROWS) is not None
 
 
 def train(exp: Experiment, prob: Problem, lrs: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
@@ -62,12 +62,13 @@ def running_sums(exp: Experiment, prob: Problem, lrs: torch.Tensor, offsets: tor
     int64), if given, is filled with the step each run did so (exp.steps: never), and
     `freeze=False` trains every layer to the end (for the tests and benchmarks)."""
     dtype = prob.X.dtype
-    lib = _library(BITS[dtype], *_shape(exp))
+    rows = ROWS  # read once: the padding and the library built for it must agree
+    lib = _library(BITS[dtype], *_shape(exp), rows)
     B = lrs.shape[0]
-    X, Y = _pad_rows(prob.X), _pad_rows(prob.Y)
+    X, Y = _pad_rows(prob.X, rows), _pad_rows(prob.Y, rows)
     batch_X = batch_Y = None
     if prob.batches is not None:
-        batch_X, batch_Y = _pad_rows(prob.X[prob.batches]), _pad_rows(prob.Y[prob.batches])
+        batch_X, batch_Y = _pad_rows(prob.X[prob.batches], rows), _pad_rows(prob.Y[prob.batches], rows)
     init = [w.contiguous() for w in prob.weights]
     lrs = lrs.to(dtype).contiguous()
     offsets = offsets.to(dtype).contiguous()
@@ -98,12 +99,12 @@ def running_sums(exp: Experiment, prob: Problem, lrs: torch.Tensor, offsets: tor
 
 def lanes(dtype: torch.dtype = torch.float64) -> int:
     """Runs the kernel trains side by side in one SIMD vector on this CPU."""
-    return _library(BITS[dtype], *_shape(Experiment())).zoomer_lanes()
+    return _library(BITS[dtype], *_shape(Experiment()), ROWS).zoomer_lanes()
 
 
 def tanh(x: torch.Tensor) -> torch.Tensor:
     """The kernel's vectorised tanh, applied to a 1-D tensor (for the accuracy tests)."""
-    lib = _library(BITS[x.dtype], *_shape(Experiment()))
+    lib = _library(BITS[x.dtype], *_shape(Experiment()), ROWS)
     x = x.contiguous()
     out = torch.empty_like(x)
     lib.zoomer_tanh(_pointer(x), _pointer(out), x.numel())
@@ -114,9 +115,9 @@ def _shape(exp: Experiment) -> tuple[int, int, int]:
     return exp.width, exp.target_dim, exp.depth
 
 
-def _pad_rows(t: torch.Tensor) -> torch.Tensor:
-    """Zero rows appended along dim -2 up to a multiple of ROWS, contiguous."""
-    return F.pad(t, (0, 0, 0, -t.shape[-2] % ROWS)).contiguous()
+def _pad_rows(t: torch.Tensor, rows: int) -> torch.Tensor:
+    """Zero rows appended along dim -2 up to a multiple of `rows`, contiguous."""
+    return F.pad(t, (0, 0, 0, -t.shape[-2] % rows)).contiguous()
 
 
 def _pointer(t):
@@ -125,9 +126,10 @@ def _pointer(t):
 
 
 @functools.lru_cache(maxsize=None)
-def _library(bits: int, width: int, target_dim: int, depth: int):
-    """The loaded kernel for this precision and shape, built if not cached; None if it cannot be."""
-    lib = compiled(SOURCE, REAL_BITS=bits, WIDTH=width, TARGET_DIM=target_dim, DEPTH=depth, ROWS=ROWS)
+def _library(bits: int, width: int, target_dim: int, depth: int, rows: int):
+    """The loaded kernel for this precision, shape and block of data rows, built if not
+    cached; None if it cannot be."""
+    lib = compiled(SOURCE, REAL_BITS=bits, WIDTH=width, TARGET_DIM=target_dim, DEPTH=depth, ROWS=rows)
     if lib is None:
         return None
     int_, long_, ptr = ctypes.c_int, ctypes.c_long, ctypes.c_void_p

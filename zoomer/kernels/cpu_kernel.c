@@ -208,15 +208,19 @@ static long claim(long *next, long B) {
 
 /* ---- saturated runs: only the output layer still trains ------------------------------
  * Once every hidden activation of a tanh run is exactly +-1 at a step, 1 - h^2 is exactly
- * 0, so every hidden layer's gradient is exactly zero (checked, not assumed) and its
- * weights stay as they are: every later step has the same hidden activations, and only
- * the output layer's weights move. A diverging run spends most of its steps so, its loss
+ * 0, so every hidden layer's gradient is exactly zero and its weights stay as they are:
+ * every later step has the same hidden activations, and only the output layer's weights
+ * move. A diverging run spends most of its steps so, its loss
  * growing until it overflows. Such a run leaves its lane for a Frozen group, which keeps
  * its last hidden layer for every data row and replays only the output layer's arithmetic,
  * through the same functions as pass(), so every bit is the same at a fraction of the
  * cost. The one way the hidden layers could move again: delta_out w_out^T overflows, and
  * inf * 0 makes their gradient NaN, so the next loss is NaN; a Frozen run gets NaN output
- * weights then, which makes its next loss NaN just the same. */
+ * weights then, which makes its next loss NaN just the same. (At the step a run is
+ * frozen, its last hidden layer is computed from the weights after that step, so a NaN
+ * that reached them then carries over the same way.) */
+#define LOOK_EVERY 8 /* steps of a lane group between looks for saturated runs */
+
 typedef struct {
     vec out[WIDTH][TARGET_DIM], grad[WIDTH][TARGET_DIM];
     vec lr;                          /* the output layer's */
@@ -227,15 +231,6 @@ typedef struct {
     int used;
     vec *H;                          /* (n_rows, WIDTH): the last hidden layer, every data row */
 } Frozen;
-
-/* Whether each lane's hidden-layer gradients are all exactly zero (a NaN is not). */
-static ivec hidden_gradient_zero(const Group *g) {
-    ivec zero = (ivec)splat(0) == 0;
-    for (int l = 0; l < DEPTH - 1; l++)
-        for (int i = 0; i < WIDTH; i++)
-            for (int j = 0; j < WIDTH; j++) zero &= g->grad.hidden[l][i][j] == 0;
-    return zero;
-}
 
 /* One step of every Frozen run: the output layer's part of pass() and of the update, then
  * each run's loss recorded; a run that ended frees its slot. */
@@ -320,7 +315,9 @@ static void train_runs(const Problem *p, const Net *net, const Sums *sums, Group
         load_run(p, g, &offset, lane, run[lane] >= 0 ? run[lane] : run[0] >= 0 ? run[0] : 0);
     }
     int exhausted = active < LANES;
-    while (active) {
+    for (long iteration = 1; active; iteration++) {
+        /* saturation lasts, so looking for it now and then is enough and costs less */
+        const int look = f && iteration % LOOK_EVERY == 0;
         int t = 0;
         for (int lane = 0; lane < LANES; lane++)
             if (run[lane] >= 0) t = step[lane]; /* in lockstep, every live lane's step */
@@ -329,7 +326,7 @@ static void train_runs(const Problem *p, const Net *net, const Sums *sums, Group
         ivec saturated = (ivec)splat(0) == 0;
         if (!lockstep) {
             sse = pass(net, g, p->X, p->Y, p->n_rows, p->n_data, 1, p->grad_scale,
-                       f ? &saturated : NULL);
+                       look ? &saturated : NULL);
         } else { /* the scored loss is the full-batch loss; the step uses the minibatch */
             sse = pass(net, g, p->X, p->Y, p->n_rows, p->n_data, 0, 0, NULL);
             pass(net, g, p->batch_X + t * p->batch_rows * WIDTH,
@@ -347,13 +344,12 @@ static void train_runs(const Problem *p, const Net *net, const Sums *sums, Group
         if (p->offset_every_step) /* the notebook's reading: shifted again before the next step */
             for (int i = 0; i < WIDTH; i++)
                 for (int j = 0; j < WIDTH; j++) g->w.hidden[0][i][j] += offset;
-        if (f) saturated &= hidden_gradient_zero(g);
         int leaving[LANES] = {0}, ending[LANES] = {0}, any_leaving = 0;
         for (int lane = 0; lane < LANES; lane++) {
             if (run[lane] < 0) continue;
             int lives = record(sums, run[lane], step[lane], p->steps, loss[lane]);
             if (lives && ++step[lane] < p->steps) {
-                if (!f || !saturated[lane]) continue;
+                if (!look || !saturated[lane]) continue;
                 leaving[lane] = any_leaving = 1;
             }
             ending[lane] = 1;

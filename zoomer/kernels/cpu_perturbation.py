@@ -20,7 +20,8 @@ from pathlib import Path
 import torch
 
 from ..experiment import NONLINEARITIES, Experiment
-from .cpu import ROWS, _pad_rows, _pointer, compiled
+from . import cpu
+from .cpu import _pad_rows, _pointer, compiled
 
 SOURCE = Path(__file__).with_name("perturbation_kernel.c")
 
@@ -58,7 +59,7 @@ def supports(exp: Experiment, device) -> bool:
     """The pixels' step and the reference's pass: two layers, the CPU, and a kernel that builds."""
     if torch.device(device).type != "cpu" or exp.depth != 2:
         return False
-    return _library(exp.width, exp.target_dim) is not None
+    return _library(exp.width, exp.target_dim, cpu.ROWS) is not None
 
 
 # The reference pass's outputs, in the kernel's order: per data row (n, width) or
@@ -71,7 +72,7 @@ def reference_pass(exp: Experiment, X: torch.Tensor, Y: torch.Tensor, weights: l
     """The reference's forward and backward pass over the rows X, Y: {name: (hi, lo)} for
     PASS_ROWS, PASS_WEIGHTS and "loss". weights: [(hi, lo)] per layer; consts: (hi, lo)
     pairs of the gain, the output scale, ln 2 and 1/k! for k = 1 .. 10."""
-    lib = _library(exp.width, exp.target_dim)
+    lib = _library(exp.width, exp.target_dim, cpu.ROWS)
     X, Y = X.contiguous(), Y.contiguous()  # held here while the kernel reads them
     n, w, o = X.shape[0], exp.width, exp.target_dim
     shapes = {"r": (n, o), "g": (n, o), "grad0": (w, w), "grad1": (w, o), "loss": ()}
@@ -90,14 +91,15 @@ def step(exp: Experiment, ref: ReferenceStep, dlrs: torch.Tensor, dW: list, glit
     """One step of every pixel: their losses (B,) and glitch flags (B,, bool, judged
     before the step), and their weight differences dW (per layer (B, fan_in, fan_out),
     float64, contiguous) stepped in place. dlrs (B, 2): rates minus the reference's."""
-    lib = _library(exp.width, exp.target_dim)
+    block = cpu.ROWS  # read once: the padding and the library built for it must agree
+    lib = _library(exp.width, exp.target_dim, block)
     B = dlrs.shape[0]
     n, o = ref.r.shape
-    rows = [_pad_rows(t) for t in (ref.X, ref.a_hi, ref.a_lo, ref.h, ref.s2, ref.slope, ref.pre, ref.r, ref.g)]
+    rows = [_pad_rows(t, block) for t in (ref.X, ref.a_hi, ref.a_lo, ref.h, ref.s2, ref.slope, ref.pre, ref.r, ref.g)]
     if ref.scored is None:  # the full batch: the loss is scored on the rows the step trains on
         scored, n_scored, scored_rows = rows[:5] + rows[7:8], n, 0
     else:
-        scored = [_pad_rows(t) for t in ref.scored]
+        scored = [_pad_rows(t, block) for t in ref.scored]
         n_scored, scored_rows = ref.scored[0].shape[0], scored[0].shape[0]
     fixed = [t.contiguous() for t in (*ref.weights, *ref.grads)]
     dlrs = dlrs.contiguous()
@@ -115,8 +117,8 @@ def step(exp: Experiment, ref: ReferenceStep, dlrs: torch.Tensor, dW: list, glit
 
 
 @functools.lru_cache(maxsize=None)
-def _library(width: int, target_dim: int):
-    lib = compiled(SOURCE, REAL_BITS=64, WIDTH=width, TARGET_DIM=target_dim, ROWS=ROWS)
+def _library(width: int, target_dim: int, rows: int):
+    lib = compiled(SOURCE, REAL_BITS=64, WIDTH=width, TARGET_DIM=target_dim, ROWS=rows)
     if lib is None:
         return None
     int_, long_, ptr, real = ctypes.c_int, ctypes.c_long, ctypes.c_void_p, ctypes.c_double

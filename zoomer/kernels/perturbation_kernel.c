@@ -59,7 +59,6 @@ INLINE void broadcast(vec *out, const real *m, long r0, int width) {
     for (int i = 0; i < ROWS * width; i++) out[i] = splat(m[r0 * width + i]);
 }
 
-INLINE vec vabs(vec a) { return blend(a < 0, -a, a); }
 INLINE vec vmax(vec a, vec b) { return blend(a > b, a, b); }
 
 /* cosh and sinh from one exp: sinh's E - 1/E loses at most two bits where it is used,
