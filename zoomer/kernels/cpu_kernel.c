@@ -210,8 +210,8 @@ static long claim(long *next, long B) {
  * Once every hidden activation of a tanh run is exactly +-1 at a step, 1 - h^2 is exactly
  * 0, so every hidden layer's gradient is exactly zero and its weights stay as they are:
  * every later step has the same hidden activations, and only the output layer's weights
- * move. A diverging run spends most of its steps so, its loss
- * growing until it overflows. Such a run leaves its lane for a Frozen group, which keeps
+ * move. A run whose loss overflows spends most of its steps so (benchmarks.run_steps).
+ * Such a run leaves its lane for a Frozen group, which keeps
  * its last hidden layer for every data row and replays only the output layer's arithmetic,
  * through the same functions as pass(), so every bit is the same at a fraction of the
  * cost. The one way the hidden layers could move again: delta_out w_out^T overflows, and
