@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import zoomer
-from zoomer import kernels
+from zoomer import engine, kernels
 from zoomer.kernels import cpu, cpu_perturbation
 from zoomer.reference import reference_grid
 
@@ -199,6 +199,17 @@ def test_every_compiled_kernel_builds_where_there_is_a_compiler():
         warnings.simplefilter("error")  # the build's warning, with the compiler's message
         assert cpu.supports(exp, CPU, torch.float64) and cpu.supports(exp, CPU, torch.float32)
         assert cpu_perturbation.supports(exp, CPU)
+
+
+@needs_kernel
+@pytest.mark.parametrize("backend", ["torch", "cpu"])
+def test_an_empty_chunk_gives_no_scores(backend):
+    """No run to train is a chunk like any other (the kernel's idle lanes copy the first
+    run, and once crashed the process when there was none)."""
+    exp = zoomer.Experiment(steps=20)
+    lrs, offsets = torch.empty(0, 2, dtype=torch.float64), torch.empty(0, dtype=torch.float64)
+    scores = engine.train_chunk(exp, exp.problem(), lrs, offsets, backend=backend)
+    assert scores.shape == (0,)
 
 
 @needs_kernel

@@ -415,6 +415,7 @@ int zoomer_train(int nonlinearity, int steps, long n_data, long n_rows, long bat
         l0[b] = sum_v[b] = sum_inv[b] = tail[b] = 0;
         dead_at[b] = frozen_at[b] = steps;
     }
+    if (B == 0) return 0; /* idle lanes copy the first run: there must be one */
     long next = 0; /* the first run no thread has claimed */
     int failed = 0;
 #pragma omp parallel num_threads(threads) reduction(| : failed)
