@@ -84,6 +84,14 @@ def test_static_trains_everything_and_step_one_is_exact():
     assert len(asked) == 1 and len(asked[0][0]) == noise.size
 
 
+@pytest.mark.parametrize("size", [(1, 9), (9, 1), (1, 1)])
+def test_a_frame_one_pixel_high_or_wide_trains_every_pixel(size):
+    truth = disc(size)
+    scores, asked = guessed(truth, 8)
+    np.testing.assert_array_equal(scores, truth)
+    assert sum(len(i) for i, _ in asked) == truth.size
+
+
 def test_replay_recovers_the_trained_pixels():
     truth = disc()
     scores, asked = guessed(truth, 4)

@@ -33,13 +33,16 @@ def solid_guess(
 
     train(i, j) returns the scores of pixels (i[k], j[k]) (row, column), each pixel at
     most once. progress, if given, also hears of the pixels filled by interpolation, so a
-    bar over H * W pixels ends full. step 1 trains every pixel.
+    bar over H * W pixels ends full. step 1 trains every pixel, and so does a frame one
+    pixel high or wide: it has no cells to guess inside.
 
     Every decision depends only on the scores of pixels already in the image, so running
     it again on its own result (train = look the pixel up) asks for the same pixels:
     `trained_pixels` recovers which runs a stored frame holds without storing a mask.
     """
     h, w = size
+    if min(h, w) < 2:
+        step = 1
     scores = np.full((h, w), np.nan)
     rows, cols = _lattice(h, step), _lattice(w, step)
     _train_missing(train, scores, rows, cols)
