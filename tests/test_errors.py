@@ -75,3 +75,17 @@ def test_float32_has_a_depth_check_like_float64s():
         check_decades_reachable(lay, CONDITION, None, "float32")
     with pytest.raises(Refusal, match=r"too deep for float32 \(engine.precision\)"):
         zoomer.landscape(zoomer.Experiment(), start.zoom(1e12, (1.0, 2.0)), (16, 16), dtype=torch.float32)
+
+
+def test_hyperparameters_past_what_the_float_type_holds_are_refused_before_compute():
+    """The axes are log10 of hyperparameters: 10^310 is no float64, and past 10^30 float32's
+    first products overflow. Refused with the setting to change, not an OverflowError."""
+    import zoomer
+
+    video = VideoConfig(width=32, height=18)
+    far = Window.from_bounds((290.0, 310.0), (-3.0, 5.0))
+    lay = layout(start_window(far, video), ZoomConfig(decades=2.0), RenderConfig(), video, 1, torch.device("cpu"))
+    with pytest.raises(Refusal, match=r"window reaches 307[.0-9]* on the x axis.* float64 \(engine.precision\) trains up to 10\^300"):
+        check_decades_reachable(lay, far, None, "auto")
+    with pytest.raises(Refusal, match=r"reaches 35 on the y axis.*or engine.precision=float64"):
+        zoomer.landscape(zoomer.Experiment(), Window.from_bounds((0.0, 1.0), (31.0, 35.0)), (4, 4), dtype=torch.float32)

@@ -27,6 +27,12 @@ def test_auto_is_float64_deep_for_minibatches_and_for_long_training():
     assert resolve_precision("auto", exp, DEFAULT, (2, 100_000_000)) == torch.float64
 
 
+def test_auto_is_float64_where_float32_cannot_hold_the_hyperparameters():
+    """An offset of 10^38 is past float32's range: auto leaves such a window to float64."""
+    wide = zoomer.Window.from_bounds((-2.0, 40.0), (-3.0, 5.0))
+    assert resolve_precision("auto", zoomer.Experiment(phase_space="paraminit_vs_lr"), wide, SIZE) == torch.float64
+
+
 def test_explicit_precisions_are_kept():
     deep = DEFAULT.zoom(1e6)
     assert resolve_precision("float32", zoomer.Experiment(), deep, SIZE) == torch.float32

@@ -62,7 +62,10 @@ def check_target_point(zoom: ZoomConfig, condition: Window) -> tuple[float, floa
 def check_decades_reachable(lay: Layout, condition: Window, point, precision: str) -> None:
     """The depth checks, before the search: the zoom goes in (a final width below the
     start window's), and not too deep for engine.precision at the manual target, or else at the
-    condition window's corner farthest from zero (the coarsest spacing a target can meet)."""
+    condition window's corner farthest from zero (the coarsest spacing a target can meet);
+    and every frame's hyperparameters within what engine.precision trains (the start window
+    holds the highest)."""
+    lay.start.check_range(precision)
     if not lay.decades > 0:
         raise Refusal(f"zoom.final_width={10**-lay.decades * lay.start.width:.6g} is not narrower than the start "
                       f"window ({lay.start.width:.6g} wide, log10 units): the video would zoom out; set "

@@ -22,6 +22,12 @@ MIN_ULPS_PER_PIXEL = 8
 PERTURBATION_NARROWEST = 1e-29
 DIGITS = 60  # significant digits of a deep point's arithmetic: far past what perturbation resolves
 PERTURBATION = "perturbation"  # engine.precision's name for training as differences (zoomer.perturbation)
+# The highest coordinate each float type trains: the axes are log10 of hyperparameters, and
+# past about 10**(its largest exponent - 1) an offset times an input overflows in a run's
+# first products, where a fused multiply-add (the compiled kernels) and a rounded product
+# (torch) part ways: a class there would say which arithmetic ran, not how training went.
+# The margin below float64's 10**308 and float32's 10**38 keeps well clear of that.
+HIGHEST = {"float64": 300.0, "float32": 30.0}
 
 
 def coordinate(value) -> float | Decimal:
@@ -146,7 +152,9 @@ class Window:
     def check_resolution(self, size: tuple[int, int], dtype="float64") -> None:
         """Refuse a window too deep for `dtype` (the float type its runs train in, a torch
         dtype or its name; "perturbation" or "auto", which turns to perturbation past float64,
-        by perturbation's bound): neighbouring pixels must stay distinct runs."""
+        by perturbation's bound): neighbouring pixels must stay distinct runs, and every
+        hyperparameter within what the float type holds."""
+        self.check_range(dtype)
         if dtype in (PERTURBATION, "auto"):
             dxs, dys = self.offsets(size)
             step = min(np.min(np.diff(d)) if len(d) > 1 else math.inf for d in (dxs, dys))
@@ -173,6 +181,19 @@ class Window:
                     + (" or engine.precision=float64" if name != "float64" else
                        f" or engine.precision={PERTURBATION} (or auto)")
                 )
+
+    def check_range(self, dtype="float64") -> None:
+        """Refuse a window whose hyperparameters 10**coordinate pass what `dtype` trains
+        (perturbation and auto: float64's, which they fall back on)."""
+        name = str(dtype).removeprefix("torch.")
+        name = name if name in HIGHEST else "float64"
+        for axis, (_, top) in (("x", self.x_bounds), ("y", self.y_bounds)):
+            if top > HIGHEST[name]:
+                raise Refusal(
+                    f"window reaches {top:.6g} on the {axis} axis, a hyperparameter of 10^{top:.4g}: "
+                    f"{name} (engine.precision) trains up to 10^{HIGHEST[name]:g}, past which a run's "
+                    "first products overflow; choose a window below that"
+                    + (" or engine.precision=float64" if name != "float64" else ""))
 
     def to_dict(self) -> dict:
         """Bounds as floats and, for a deep window, its exact centre and extents as strings."""
