@@ -36,11 +36,19 @@ def test_a_manual_target_off_the_window_is_refused_before_training(tmp_path, run
     assert no_runs_trained(tmp_path)
 
 
-def test_a_manual_target_off_the_boundary_suggests_the_nearest_boundary_point(tmp_path, run_app):
+def test_a_manual_target_off_the_boundary_suggests_a_boundary_point_that_renders(tmp_path, run_app):
+    """The suggestion is refined to the zoom's last frame and checked: following it renders
+    the same zoom (it was once a coarse guess, refused in turn with itself as suggestion)."""
     proc = run_app(tmp_path, *TINY, "zoom.target=[-1.5,-2.5]", check=False)
-    line = refused(proc, "not on the boundary", "nearest boundary point is about zoom.target=[")
+    line = refused(proc, "not on the boundary", "nearby, zoom.target=[", "is on it")
     suggested = line.split("zoom.target=[")[-1].split("]")[0]
-    run_app(tmp_path / "again", *TINY, f"zoom.target=[{suggested}]", "zoom.decades=0.5")  # renders: exit 0
+    run_app(tmp_path / "again", *TINY, f"zoom.target=[{suggested}]")  # renders: exit 0
+    assert no_runs_trained(tmp_path)
+
+
+def test_a_paper_panel_without_a_boundary_at_fewer_steps_names_the_steps_not_a_target(tmp_path, run_app):
+    proc = run_app(tmp_path, "paper=tanh", *TINY[:5], check=False)
+    refused(proc, "paper=tanh", "experiment.steps=20", "1000 steps", "quality=paper")
     assert no_runs_trained(tmp_path)
 
 

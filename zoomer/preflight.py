@@ -19,6 +19,7 @@ from . import kernels
 from .config import ZoomConfig
 from .boundary import converged
 from .dimension import edges
+from .engine import train_grid
 from .errors import Refusal
 from .landscape import landscape
 from .plan import Layout, check_decades
@@ -135,22 +136,55 @@ def last_frame_classes(exp, lay: Layout, point, device, precision: str) -> np.nd
     return converged(landscape(exp, last, (NEAR_SIDE, NEAR_SIDE), device=device, dtype=dtype))
 
 
-def check_near_boundary(exp, lay: Layout, condition: Window, point, device, precision: str) -> None:
+def check_near_boundary(exp, lay: Layout, condition: Window, point, device, precision: str,
+                        panel: str | None = None, paper_steps: int | None = None) -> None:
     """A manual target's last frame must hold both classes (else the video ends in one flat
-    colour); if it does not, suggest the nearest boundary point."""
+    colour); if it does not, suggest the nearest boundary point, refined to the zoom's last
+    frame and checked, so that following the suggestion works. With paper=`panel` the point
+    is the panel's, not the user's: there the training's length (paper_steps in the paper) is
+    what to change."""
     dtype = "float64" if precision == "auto" else precision
     classes = last_frame_classes(exp, lay, point, device, precision)
     if classes.any() and not classes.all():
         return
+    what = "converge" if classes.all() else "diverge"
+    if panel is not None:
+        raise Refusal(f"paper={panel}: every run of its last frame {what}s at experiment.steps={exp.steps}; the "
+                      f"paper drew this panel at {paper_steps} steps: use quality=paper (or more steps)")
     overview = landscape(exp, condition, (SUGGEST_SIDE, SUGGEST_SIDE), device=device, dtype=dtype, guess=4)
     found = np.argwhere(edges(overview))
-    what = "converge" if classes.all() else "diverge"
     if not found.size:
         raise Refusal(f"zoom.target={point_json(point)}: every run near it and in the whole window {what}s; "
                          "this experiment shows no boundary there")
     xs, ys = condition.axes((SUGGEST_SIDE, SUGGEST_SIDE))
-    corners = np.stack([(ys[found[:, 0]] + ys[found[:, 0] + 1]) / 2, (xs[found[:, 1]] + xs[found[:, 1] + 1]) / 2], 1)
-    nearest = corners[np.argmin(np.hypot(corners[:, 1] - float(point[0]), corners[:, 0] - float(point[1])))]
-    raise Refusal(f"zoom.target={point_json(point)} is not on the boundary: every run of the last frame {what}s. "
-                     f"The nearest boundary point is about zoom.target=[{nearest[1]:.4f},{nearest[0]:.4f}] "
-                     "(or use zoom=auto to search one)")
+    middles = np.stack([(xs[found[:, 1]] + xs[found[:, 1] + 1]) / 2, (ys[found[:, 0]] + ys[found[:, 0] + 1]) / 2], 1)
+    i, j = found[np.argmin(np.hypot(middles[:, 0] - float(point[0]), middles[:, 1] - float(point[1])))]
+    corners = [((xs[j + b], ys[i + a]), bool(converged(overview[i + a, j + b]))) for a in (0, 1) for b in (0, 1)]
+    inside = next(c for c, ok in corners if ok)
+    outside = next(c for c, ok in corners if not ok)
+    last_width = lay.start.width / 10**lay.decades
+    near = _class_change(exp, inside, outside, last_width / 4, device)
+    digits = max(4, int(np.ceil(-np.log10(last_width))) + 2)
+    shown = f"zoom.target=[{near[0]:.{digits}f},{near[1]:.{digits}f}]"
+    near_classes = last_frame_classes(exp, lay, near, device, precision)
+    if near_classes.any() and not near_classes.all():
+        suggestion = f"nearby, {shown} is on it (its last frame holds both classes)"
+    else:
+        suggestion = f"the nearest boundary point is about {shown} (its own last frame still holds one class)"
+    raise Refusal(f"zoom.target={point_json(point)} is not on the boundary: every run of the last frame {what}s; "
+                  f"{suggestion}, or use zoom=auto to search one")
+
+
+def _class_change(exp, inside, outside, within: float, device) -> tuple[float, float]:
+    """A point within `within` of where training turns from converging (at `inside`) to
+    diverging (at `outside`) on the segment between them, by bisection: one run a halving."""
+    a, b = np.asarray(inside, float), np.asarray(outside, float)
+    while np.hypot(*(b - a)) > within:
+        mid = (a + b) / 2
+        if np.array_equal(mid, a) or np.array_equal(mid, b):  # float64 cannot halve it further
+            break
+        if converged(train_grid(exp, mid[:1], mid[1:], device=device)[0]):
+            a = mid
+        else:
+            b = mid
+    return tuple(float(v) for v in (a + b) / 2)

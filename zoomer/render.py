@@ -80,7 +80,8 @@ def render(cfg, run_dir: Path) -> dict:
     # A manual point's last frame must hold both classes; a panel's was checked above.
     if point is not None and not toward_panel and rnd.mode != "assemble" and missing_frames(plan, store):
         with interruptible("nothing was computed yet"):
-            check_near_boundary(exp, lay, condition, point, device, eng.precision)
+            check_near_boundary(exp, lay, condition, point, device, eng.precision,
+                                app.panel and app.panel.experiment, app.experiment.paper_steps)
     timings = {"target_s": time.perf_counter() - t0}
     counts = {"computed": 0, "reused": 0}
     if rnd.mode != "assemble":
