@@ -85,6 +85,8 @@ def test_paper_conditions_are_all_there():
         ("experiment=sigmoid", "experiment"),
         ("color.cmap=rainbow", "color.cmap"),
         ("video.nope=1", "nope"),
+        ("experiment.window.x=[1]", "experiment.window.x=[1.0] must be [lo, hi]"),
+        ("experiment.window.y=[-2,1e400]", "experiment.window.y=[-2.0, inf] must be [lo, hi], finite"),
     ],
 )
 def test_bad_override_fails_fast_naming_the_key(tmp_path, run_app, override, key):

@@ -13,7 +13,7 @@ from ..dimension import MIN_SIDE
 from ..errors import Refusal
 from ..window import Window
 from .choices import Frames, Method, Mode, Quality
-from .parts import (ColorConfig, EngineConfig, ExperimentConfig, PanelConfig, SearchConfig, VideoConfig,
+from .parts import (ColorConfig, check_bounds, EngineConfig, ExperimentConfig, PanelConfig, SearchConfig, VideoConfig,
                     check_guess, check_int, check_supersample, check_target, choice)
 
 
@@ -138,8 +138,8 @@ class PanelWindowConfig:
             raise Refusal("window.x and window.y must be given together ([lo, hi] each, log10 units), "
                              f"got window.x={self.x}, window.y={self.y}")
         for name, bounds in (("window.x", self.x), ("window.y", self.y)):
-            if bounds is not None and not (len(bounds) == 2 and bounds[0] < bounds[1]):
-                raise Refusal(f"{name}={list(bounds)} must be [lo, hi] with lo < hi (log10 units)")
+            if bounds is not None:
+                check_bounds(name, bounds)
 
 
 @dataclass

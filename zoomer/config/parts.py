@@ -86,12 +86,22 @@ def check_int(value, key: str, least: int, why: str = "", most: int | None = Non
         raise Refusal(f"{key}={value!r} must be an integer {allowed}{why}")
 
 
+def check_bounds(key: str, bounds) -> None:
+    """A window's side as the user writes it: [lo, hi], finite, lo < hi (log10 units)."""
+    if not (len(bounds) == 2 and all(math.isfinite(b) for b in bounds) and bounds[0] < bounds[1]):
+        raise Refusal(f"{key}={list(bounds)} must be [lo, hi], finite, with lo < hi (log10 units)")
+
+
 @dataclass
 class WindowConfig:
     """A window by its bounds in axis units (log10)."""
 
     x: List[float] = field(default_factory=lambda: [-2.0, 6.0])
     y: List[float] = field(default_factory=lambda: [-3.0, 5.0])
+
+    def __post_init__(self) -> None:
+        for name, bounds in (("x", self.x), ("y", self.y)):
+            check_bounds(f"experiment.window.{name}", bounds)
 
     def to_window(self) -> Window:
         return Window.from_bounds(tuple(self.x), tuple(self.y))
