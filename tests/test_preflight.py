@@ -52,6 +52,13 @@ def test_a_paper_panel_without_a_boundary_at_fewer_steps_names_the_steps_not_a_t
     assert no_runs_trained(tmp_path)
 
 
+def test_a_size_the_codec_refuses_is_refused_before_training(tmp_path, run_app):
+    """libx265 wants 16 pixels a side: said up front, not as zoomer's bug after the compute."""
+    proc = run_app(tmp_path, *TINY, "video.codec=hevc", "video.width=16", "video.height=10", check=False)
+    refused(proc, "16x10", "video.codec=hevc", "Image size is too small")
+    assert no_runs_trained(tmp_path)
+
+
 @pytest.mark.parametrize("device", ["cuda", "cuda:7", "tpu"])
 def test_a_device_this_machine_lacks_is_one_line(tmp_path, run_app, device):
     if device.startswith("cuda"):

@@ -32,6 +32,7 @@ from .provenance import provenance
 from .run_setup import RunSetup
 from .atomic import AtomicFile, remove_stale, write_atomic
 from .store import FrameStore
+from .video import check_encodes
 from .target import Target, search_target
 from .window import Window, coordinate
 
@@ -63,7 +64,8 @@ def render(cfg, run_dir: Path) -> dict:
         if point is None:  # searched: as deep as float64 allows anywhere in the window
             check_decades_reachable(lay, condition, point, eng.precision)
     if rnd.mode != "compute":
-        ffmpeg_exe()  # a missing encoder is known now, not after hours of compute
+        ffmpeg_exe()  # a missing encoder, or one that refuses this size, is known now, not after hours of compute
+        check_encodes(video)
     store_dir = Path(rnd.store_dir) if rnd.store_dir else run_dir / "frames"
     if rnd.mode == "assemble":
         check_store_exists(store_dir)

@@ -23,6 +23,7 @@ from PIL import Image
 
 from .atomic import AtomicFile, write_atomic
 from .config import Codec, VideoConfig, VideoFormat
+from .errors import Refusal
 
 ENCODERS = {Codec.h264: "libx264", Codec.hevc: "libx265"}  # ffmpeg's encoder for each codec
 WEBP_QUALITY = 80  # libwebp's 0..100 scale
@@ -41,6 +42,21 @@ def _encoder_args(config: VideoConfig) -> list[str]:
         # dithering, whose fixed pattern does not crawl from frame to frame.
         return ["-filter_complex", "split[a][b];[a]palettegen[p];[b][p]paletteuse=dither=bayer", "-loop", "0"]
     return ["-c:v", "libwebp_anim", "-quality", str(WEBP_QUALITY), "-pix_fmt", "yuv420p", "-loop", "0"]
+
+
+def check_encodes(config: VideoConfig) -> None:
+    """Encode two black frames with the video's settings, so an encoder that refuses its
+    size (libx265 wants 16 px a side, and some small sizes crash it) says so before the
+    compute rather than after it."""
+    with tempfile.TemporaryDirectory(prefix="zoomer-encode-check-") as directory:
+        try:
+            with VideoWriter(Path(directory) / f"check.{config.format}", config) as writer:
+                for _ in range(2):
+                    writer.write(np.zeros((config.height, config.width, 3), np.uint8))
+        except RuntimeError as e:  # ffmpeg's first words, without its "[encoder @ 0x...]" prefix
+            said = (str(e).splitlines()[1:] or [str(e)])[0].split("] ")[-1].strip()
+            raise Refusal(f"ffmpeg cannot encode {config.width}x{config.height} frames as video.format={config.format} "
+                          f"with video.codec={config.codec} ({said}); choose another codec or a larger size") from None
 
 
 def check_frame(frame: np.ndarray, shape: Optional[tuple] = None) -> None:
