@@ -7,6 +7,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from zoomer.config import VideoConfig
+from zoomer.errors import Refusal
 from zoomer.overlay import ELLIPSIS, MAX_SHARE, draw_overlay, font, layout, overlay_text
 
 PRESETS = sorted((Path(str(files("zoomer.conf"))) / "video").glob("*.yaml"))
@@ -78,3 +79,9 @@ def test_overlay_text():
     assert text.lines == ("zoom 1.2e4", "x = -0.123456789", "y = 2") and text.caption == "relu"
     assert overlay_text(3.0, (1.0, 2.0), axis_names=("lr_in", "lr_out")).lines[:2] == ("zoom 3", "lr_in = 1")
     assert overlay_text(3.0, (1.0, 2.0), caption=r"tanh\nwidth 16").caption == "tanh\nwidth 16"  # typed in a shell
+
+
+def test_a_caption_without_the_overlay_is_refused_not_dropped():
+    with pytest.raises(Refusal, match=r"video.caption='tanh' is drawn by the overlay, which is off: set video.overlay=true"):
+        VideoConfig(caption="tanh")
+    assert VideoConfig(caption="tanh", overlay=True).caption == "tanh"

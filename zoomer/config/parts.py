@@ -240,7 +240,7 @@ class VideoConfig:
     crf: int = 18  # mp4 only: 0 = lossless .. 51 = worst; ~18 looks transparent
     preset: Preset = Preset.medium  # mp4 only: encoder speed vs size
     overlay: bool = False  # print zoom depth and view centre on each frame
-    caption: Optional[str] = None  # an extra overlay line
+    caption: Optional[str] = None  # an extra overlay line (needs overlay: refused without it)
 
     @property
     def n_frames(self) -> int:
@@ -263,3 +263,6 @@ class VideoConfig:
             raise Refusal(f"video.crf={self.crf!r} must be an integer in 0..51 (lower = better)")
         if not (self.caption is None or isinstance(self.caption, str)):
             raise Refusal(f"video.caption={self.caption!r} must be text or null")
+        if self.caption is not None and not self.overlay:
+            raise Refusal(f"video.caption={self.caption!r} is drawn by the overlay, which is off: "
+                          "set video.overlay=true too, or drop the caption")
