@@ -136,7 +136,7 @@ def test_gif_preset_loops(tmp_path, run_app, tiny):
 
 @pytest.mark.slow
 def test_manual_target_and_final_width(tmp_path, run_app, tiny, boundary_target):
-    run_app(tmp_path, *tiny, "zoom.final_width=0.08")
+    run_app(tmp_path, *(o for o in tiny if not o.startswith("zoom.decades=")), "zoom.final_width=0.08")
     meta = json.loads((tmp_path / "metadata.json").read_text())
     assert meta["target"]["point"] == list(boundary_target)
     last = meta["frame_windows"][-1]

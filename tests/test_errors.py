@@ -89,3 +89,9 @@ def test_hyperparameters_past_what_the_float_type_holds_are_refused_before_compu
         check_decades_reachable(lay, far, None, "auto")
     with pytest.raises(Refusal, match=r"reaches 35 on the y axis.*or engine.precision=float64"):
         zoomer.landscape(zoomer.Experiment(), Window.from_bounds((0.0, 1.0), (31.0, 35.0)), (4, 4), dtype=torch.float32)
+
+
+def test_two_settings_of_the_zoom_depth_are_refused_not_one_silently_kept():
+    with pytest.raises(Refusal, match=r"zoom.decades=2.0 and zoom.final_width=0.01 both set the zoom's depth"):
+        ZoomConfig(decades=2.0, final_width=1e-2)
+    assert ZoomConfig(final_width=1e-2).final_width == 1e-2  # decades at its default: unset

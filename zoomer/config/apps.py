@@ -32,6 +32,10 @@ class ZoomConfig:
             raise Refusal(f"zoom.decades={self.decades!r} must be > 0")
         if self.final_width is not None and not self.final_width > 0:
             raise Refusal(f"zoom.final_width={self.final_width!r} must be > 0 (axis units)")
+        # Both set the depth; decades at its default is not told from unset (final_width wins)
+        if self.final_width is not None and self.decades != ZoomConfig.decades:
+            raise Refusal(f"zoom.decades={self.decades!r} and zoom.final_width={self.final_width!r} both set the "
+                          "zoom's depth; set one of them")
         if not 0 <= self.ease <= 0.5:
             raise Refusal(f"zoom.ease={self.ease!r} must be in [0, 0.5] (share of the video spent speeding up)")
 
