@@ -84,6 +84,15 @@ def test_assemble_names_missing_frames(tmp_path):
 
 
 @pytest.mark.slow  # runs the app
+def test_assembling_frames_of_another_backend_asks_for_the_shards_settings(tmp_path):
+    store = tmp_path / "store"
+    run_app(tmp_path / "s0", *EXACT, "engine.backend=torch", "render.mode=compute", f"render.store_dir={store}")
+    proc = run_app(tmp_path / "a", *EXACT, "render.mode=assemble", f"render.store_dir={store}", check=False)
+    assert proc.returncode == 2 and "computed_by.backend.float32 (stored torch, now cpu)" in proc.stderr, proc.stderr[-2000:]
+    assert "assemble with the settings the shards computed with" in proc.stderr
+
+
+@pytest.mark.slow  # runs the app
 def test_recolouring_reuses_stored_scores_without_the_engine(tmp_path, uninterrupted, monkeypatch):
     run_dir = tmp_path / "recolour"
     run_dir.mkdir()

@@ -73,7 +73,7 @@ def render(cfg, run_dir: Path) -> dict:
         check_writable(directory)
     remove_stale(run_dir)  # an encode killed outright leaves its temp file
     runner = computed_by(eng.backend, exp, device, dtypes(eng.precision))
-    store = FrameStore(store_dir, fingerprint(cfg, exp, start, zoom, lay.supersample, runner))
+    store = FrameStore(store_dir, fingerprint(cfg, exp, start, zoom, lay.supersample, runner), rnd.mode == "assemble")
     if rnd.mode != "assemble":
         check_disk_space(store.root, lay.n_computed, lay.size)
     with interruptible("the target search was stopped; nothing was written but the frame store's manifest"):

@@ -74,7 +74,9 @@ def read_frame(path: Path) -> np.ndarray:
 class FrameStore:
     """Score frames of one render, by frame key, in a directory."""
 
-    def __init__(self, root, fingerprint: dict):
+    def __init__(self, root, fingerprint: dict, assembling: bool = False):
+        """`assembling`: only read frames that others computed (render.mode=assemble), which
+        changes what a mismatch asks of the user."""
         self.root = Path(root)
         self.fingerprint = fingerprint
         self.root.mkdir(parents=True, exist_ok=True)
@@ -95,7 +97,9 @@ class FrameStore:
                 raise StoreMismatch(
                     f"the frame store {self.root} was built for a different render "
                     f"(differs in: {', '.join(_differences(stored, wanted)) or 'format'}); "
-                    "use a new output directory, or the same settings to resume it"
+                    + ("assemble with the settings the shards computed with, on the kind of machine they ran on "
+                       "(its device resolves the auto settings, and its backend the frames' last bits)" if assembling
+                       else "use a new output directory, or the same settings to resume it")
                 )
         else:
             write_atomic(manifest, lambda f: f.write(json.dumps(wanted, indent=1).encode()))
