@@ -228,6 +228,8 @@ def test_a_range_is_refused_by_every_app_as_its_config_becomes_objects(compose_c
     ("config", ["paper=tanh", "zoom.final_width=1e-3"], "zoom.final_width=0.001"),
     ("still", ["paper=relu", "experiment=tanh"], "experiment=tanh"),
     ("still", ["paper=relu", "target=[1,2]"], r"target=\[1.0, 2.0\]"),
+    ("still", ["paper=tanh", "experiment.nonlinearity=relu"], r"experiment.nonlinearity='relu' \(the paper's: 'tanh'\)"),
+    ("config", ["paper=minibatch", "experiment.batch_size=null"], r"experiment.batch_size=None \(the paper's: 16\)"),
 ])
 def test_a_panel_refuses_settings_that_would_contradict_it(compose_config, app, overrides, named):
     """A panel belongs to its condition and places the view itself: one line names both settings."""

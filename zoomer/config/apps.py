@@ -83,7 +83,7 @@ class ZoomerConfig:
         self.quality = choice(Quality, self.quality, "quality")
         if self.panel is not None:  # zoom.decades at its default is not told from unset: the panel's wins
             zoom = self.zoom
-            self.panel.check_alone(self.experiment.name, **{
+            self.panel.check_alone(self.experiment, **{
                 "zoom.target": zoom.target, "zoom.final_width": zoom.final_width,
                 "zoom.decades": None if zoom.decades == ZoomConfig.decades else zoom.decades})
         if self.video.n_frames < 2:
@@ -111,7 +111,7 @@ class StudyConfig:
         check_int(self.size, "size", self.min_size, " (pixels)")
         self.target = check_target(self.target, "target")
         if self.panel is not None:  # the app's default target is not told from unset: the panel wins
-            self.panel.check_alone(self.experiment.name, target=None if self.target == type(self).target else self.target)
+            self.panel.check_alone(self.experiment, target=None if self.target == type(self).target else self.target)
         if self.target == "auto" and self.final_window() is None and not self.decades > 0:
             raise Refusal("target=auto follows the boundary down a zoom, but this view does not zoom "
                              "(levels=1 or magnification=1); use target=center or target=[x,y]")

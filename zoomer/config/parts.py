@@ -121,6 +121,13 @@ ExperimentConfig.__doc__ = ("An Experiment's fields, its name, its window (where
                             "its paper quality trains.")
 
 
+def condition_settings(name: str) -> dict:
+    """A condition's experiment settings as conf/experiment/<name>.yaml defines them."""
+    path = files("zoomer.conf") / "experiment" / f"{name}.yaml"
+    merged = OmegaConf.merge(OmegaConf.structured(ExperimentConfig), OmegaConf.load(str(path)))
+    return OmegaConf.to_container(merged)
+
+
 @dataclass
 class PanelConfig:
     """A window named by its hyperparameter values (not log10), as a paper's figure prints
@@ -140,13 +147,22 @@ class PanelConfig:
             if not (len(bounds) == 2 and 0 < bounds[0] < bounds[1]):
                 raise Refusal(f"panel.{name}={list(bounds)} must be two increasing positive values (not log10)")
 
-    def check_alone(self, experiment: str, **settings) -> None:
-        """Refuse what would silently contradict the panel: another condition, or a setting
-        that places the view (given here as name=value, None or "auto" when unset; "panel",
-        the default zoom's target, is this very panel's centre)."""
-        if self.experiment is not None and experiment != self.experiment:
+    def check_alone(self, experiment, **settings) -> None:
+        """Refuse what would silently contradict the panel: another condition, a net that
+        trains otherwise than the condition's (`experiment`: an ExperimentConfig; its steps
+        are the quality's), or a setting that places the view (given here as name=value,
+        None or "auto" when unset; "panel", the default zoom's target, is this panel's centre)."""
+        if self.experiment is not None and experiment.name != self.experiment:
             raise Refusal(f"paper={self.experiment} is the {self.experiment} condition's panel but experiment="
-                          f"{experiment} is set; drop one of them")
+                          f"{experiment.name} is set; drop one of them")
+        if self.experiment is not None:
+            condition = condition_settings(self.experiment)
+            for f in fields(Experiment):
+                now = getattr(experiment, f.name)
+                if f.name != "steps" and now != condition[f.name]:
+                    raise Refusal(f"paper={self.experiment} is the paper's {self.experiment} net, but experiment."
+                                  f"{f.name}={now!r} (the paper's: {condition[f.name]!r}) trains another; drop "
+                                  "paper= or the override")
         for name, value in settings.items():
             if value not in (None, "auto", "panel"):
                 raise Refusal(f"paper={self.experiment} places the view on its panel, which {name}={value} "
