@@ -156,3 +156,20 @@ def test_zoomer_targets_seed_is_zoomers_target(compose_config, tmp_path):
     meta = render.render(compose_config("config", *same, "zoom=auto", "zoom.decades=1.0", "render.mode=compute",
                                         "video.fps=4", "video.duration_s=1.0", "render.guess=1"), tmp_path)
     assert row["found"] and row["point"] == meta["target"]["point"]
+
+
+def test_zoomer_targets_override_renders_the_landscape_it_was_searched_in(compose_config, tmp_path):
+    """The candidate's override carries every setting that shaped its landscape (a narrower
+    net, a minibatch, another window, the video's shape), so zoomer renders it as found."""
+    from zoomer import render, sweep
+
+    searched = ["experiment.steps=20", "experiment.width=8", "experiment.batch_size=4", "experiment.window.x=[-1,3]",
+                "video.width=16", "video.height=10", "search.resolution=8", "search.seed=0"]
+    row = sweep.candidate(compose_config("targets", *searched, "decades=1.0", "thumb=8"), tmp_path)
+    override = row["override"].split()
+    for setting in ("experiment.width=8", "experiment.batch_size=4", "experiment.window.x=[-1.0,3.0]",
+                    "video.width=16", "video.height=10"):
+        assert setting in override, row["override"]
+    meta = render.render(compose_config("config", *override, "render.mode=compute", "video.duration_s=0.5"),
+                         tmp_path)  # the manual target's last frame holds both classes
+    assert meta["target"]["point"] == row["point"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+from importlib.resources import files
 from pathlib import Path
 
 import hydra
@@ -22,6 +23,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .color import Reference, color_frame
 from .config import HYDRA_VERSION_BASE, EngineConfig, Quality, TargetsConfig, register_configs
+from .config.parts import condition_settings
 from .errors import quiet_when_piped, run_reporting_errors
 from .landscape import landscape
 from .plan import start_window
@@ -60,10 +62,37 @@ def candidate(cfg: DictConfig, run_dir: Path) -> dict:
 
 
 def _same_landscape(app: TargetsConfig) -> str:
-    """The overrides that give zoomer the landscape this candidate was searched in."""
-    steps = "" if app.experiment.steps is None else f" experiment.steps={app.experiment.steps}"
-    precision = "" if app.engine.precision == EngineConfig.precision else f" engine.precision={app.engine.precision.value}"
-    return steps + ("" if app.quality == Quality.auto else f" quality={app.quality}") + precision
+    """The overrides that give zoomer the landscape this candidate was searched in: every
+    experiment setting that differs from its condition's, the video's shape where it differs
+    from the preview's (the search ran in the start window cut to it), steps and precision."""
+    condition = condition_settings(app.experiment.name)
+    experiment = OmegaConf.to_container(OmegaConf.structured(app.experiment))
+    changed = [f"experiment.{k}={_hydra_value(v)}" for k, v in _dotted(experiment).items()
+               if k.split(".")[0] not in ("name", "steps") and v != _dotted(condition)[k]]
+    if app.experiment.steps is not None:
+        changed.append(f"experiment.steps={app.experiment.steps}")
+    preview = OmegaConf.load(str(files("zoomer.conf") / "video" / "preview.yaml"))
+    changed += [f"video.{k}={getattr(app.video, k)}" for k in ("width", "height") if getattr(app.video, k) != preview[k]]
+    if app.quality != Quality.auto:
+        changed.append(f"quality={app.quality}")
+    if app.engine.precision != EngineConfig.precision:
+        changed.append(f"engine.precision={app.engine.precision.value}")
+    return "".join(f" {c}" for c in changed)
+
+
+def _dotted(settings: dict, prefix: str = "") -> dict:
+    """Nested settings as Hydra's dotted keys (window.x), so each override stays shell-safe."""
+    out = {}
+    for k, v in settings.items():
+        out.update(_dotted(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+def _hydra_value(value) -> str:
+    """A value as Hydra's command line reads it back."""
+    if isinstance(value, list):
+        return "[" + ",".join(_hydra_value(v) for v in value) + "]"
+    return "null" if value is None else str(value)
 
 
 def rank(folder: Path) -> list[dict]:
