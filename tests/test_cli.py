@@ -1,5 +1,6 @@
 """The `zoomer` Hydra app: config composition, bad overrides, and tiny end-to-end renders."""
 import json
+import math
 from importlib.resources import files
 from pathlib import Path
 
@@ -220,6 +221,18 @@ def test_a_range_is_refused_by_every_app_as_its_config_becomes_objects(compose_c
         OmegaConf.to_object(compose_config(app, "search.resolution=4"))
 
 
+@pytest.mark.parametrize("app", ["still", "dimension"])
+def test_a_panels_preview_trains_the_steps_of_its_depth_in_every_app(compose_config, app):
+    """The preview's steps follow the depth of the view trained: a panel's 6.8 decades, as
+    zoomer paper=tanh quality=preview trains, not the app's default magnification or levels."""
+    from zoomer.quality import preview_steps
+    from zoomer.study import Study
+
+    cfg = OmegaConf.to_object(compose_config(app, "paper=tanh", "quality=preview"))
+    depth = math.log10(cfg.start_window().width / cfg.panel.window().width)
+    assert depth > 6 and Study.of(cfg).experiment.steps == preview_steps(depth) > 100
+
+
 @pytest.mark.parametrize("app, overrides, named", [
     ("config", ["experiment=relu", "paper=tanh"], "experiment=relu"),
     ("config", ["paper=tanh", "zoom.target=[1,2]"], r"zoom.target=\[1.0, 2.0\]"),
@@ -230,6 +243,8 @@ def test_a_range_is_refused_by_every_app_as_its_config_becomes_objects(compose_c
     ("still", ["paper=relu", "target=[1,2]"], r"target=\[1.0, 2.0\]"),
     ("still", ["paper=tanh", "experiment.nonlinearity=relu"], r"experiment.nonlinearity='relu' \(the paper's: 'tanh'\)"),
     ("config", ["paper=minibatch", "experiment.batch_size=null"], r"experiment.batch_size=None \(the paper's: 16\)"),
+    ("still", ["paper=tanh", "magnification=1000"], "magnification=1000.0"),
+    ("dimension", ["paper=tanh", "window.x=[1,1.1]", "window.y=[2,2.1]"], r"window.x=\[1.0, 1.1\]"),
 ])
 def test_a_panel_refuses_settings_that_would_contradict_it(compose_config, app, overrides, named):
     """A panel belongs to its condition and places the view itself: one line names both settings."""

@@ -26,8 +26,8 @@ class Study(RunSetup):
 
     @classmethod
     def of(cls, cfg: StudyConfig) -> "Study":
-        """The run setup for the study's decades of zoom and its start window, before any training."""
-        return cls.resolve(cfg.experiment, cfg.quality, cfg.engine, cfg.decades, start=cfg.start_window())
+        """The run setup for the study's depth and its start window, before any training."""
+        return cls.resolve(cfg.experiment, cfg.quality, cfg.engine, cfg.depth(), start=cfg.start_window())
 
     def center(self, cfg: StudyConfig, start: Window) -> tuple[tuple[float, float], list[dict]]:
         """Where to zoom, and the candidates searched for it: target "auto" asks zoomer.target

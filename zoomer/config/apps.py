@@ -110,8 +110,8 @@ class StudyConfig:
         self.quality = choice(Quality, self.quality, "quality")
         check_int(self.size, "size", self.min_size, " (pixels)")
         self.target = check_target(self.target, "target")
-        if self.panel is not None:  # the app's default target is not told from unset: the panel wins
-            self.panel.check_alone(self.experiment, target=None if self.target == type(self).target else self.target)
+        if self.panel is not None:  # a setting at its default is not told from unset: the panel wins
+            self.panel.check_alone(self.experiment, **self.placing())
         if self.target == "auto" and self.final_window() is None and not self.decades > 0:
             raise Refusal("target=auto follows the boundary down a zoom, but this view does not zoom "
                              "(levels=1 or magnification=1); use target=center or target=[x,y]")
@@ -121,6 +121,17 @@ class StudyConfig:
     def decades(self) -> float:
         """Decades of magnification the app zooms through below the experiment's window."""
         raise NotImplementedError
+
+    def placing(self) -> dict:
+        """The settings that place the view, as name=value (None at their default), which a
+        panel (paper=) would contradict."""
+        return {"target": None if self.target == type(self).target else self.target}
+
+    def depth(self) -> float:
+        """Decades from the experiment's window down to the deepest view the app trains (what
+        the preview's steps follow): the view's given outright, else `decades`."""
+        final = self.final_window()
+        return self.decades if final is None else max(0.0, math.log10(self.start_window().width / final.width))
 
     def start_window(self) -> Window:
         return self.experiment.window.to_window()
@@ -182,6 +193,9 @@ class DimensionConfig(StudyConfig):
         """Decades of magnification from the first level to the last."""
         return (self.levels - 1) * math.log10(self.zoom_factor)
 
+    def placing(self) -> dict:
+        return {**super().placing(), "window.x": self.window.x, "window.y": self.window.y}
+
     def final_window(self) -> Optional[Window]:
         """The explicit deepest window (a named panel's, else `window`), or None (found from
         the target)."""
@@ -231,6 +245,10 @@ class StillConfig(StudyConfig):
     @property
     def decades(self) -> float:
         return math.log10(self.magnification)
+
+    def placing(self) -> dict:
+        magnification = None if self.magnification == type(self).magnification else self.magnification
+        return {**super().placing(), "magnification": magnification}
 
     @property
     def shape(self) -> tuple[int, int]:
