@@ -95,3 +95,9 @@ def test_two_settings_of_the_zoom_depth_are_refused_not_one_silently_kept():
     with pytest.raises(Refusal, match=r"zoom.decades=2.0 and zoom.final_width=0.01 both set the zoom's depth"):
         ZoomConfig(decades=2.0, final_width=1e-2)
     assert ZoomConfig(final_width=1e-2).final_width == 1e-2  # decades at its default: unset
+
+
+def test_a_keyframe_scale_for_exact_frames_is_refused_not_ignored():
+    with pytest.raises(Refusal, match=r"render.keyframe_scale=3.0 sizes keyframes, but render.frames=exact"):
+        RenderConfig(frames="exact", keyframe_scale=3.0)
+    RenderConfig(frames="keyframes", keyframe_scale=3.0)

@@ -45,7 +45,7 @@ class RenderConfig:
     """How the frames are computed and stored (node `render`)."""
 
     frames: Frames = Frames.auto  # exact | keyframes | auto (exact on CUDA, keyframes on the CPU)
-    keyframe_scale: float = 1.0  # keyframe pixels per video pixel (per side)
+    keyframe_scale: float = 1.0  # keyframe pixels per video pixel (per side); keyframes only
     guess: int = 8  # solid guessing: train every guess-th pixel, then only near the boundary; 1 = all
     supersample: Any = "auto"  # k x k runs per video pixel, coloured then averaged | auto (zoomer.plan)
     mode: Mode = Mode.all  # all | compute (frames only) | assemble (encode from the store)
@@ -60,6 +60,9 @@ class RenderConfig:
         self.supersample = check_supersample(self.supersample, "render.supersample")
         if not self.keyframe_scale > 0:
             raise Refusal(f"render.keyframe_scale={self.keyframe_scale!r} must be > 0")
+        if self.frames == Frames.exact and self.keyframe_scale != type(self).keyframe_scale:
+            raise Refusal(f"render.keyframe_scale={self.keyframe_scale!r} sizes keyframes, but render.frames=exact "
+                          "computes every frame at the video's size; drop one of them")
         check_int(self.num_shards, "render.num_shards", 1)
         if not (isinstance(self.shard, int) and 0 <= self.shard < self.num_shards):
             raise Refusal(f"render.shard={self.shard!r} must be in 0..{self.num_shards - 1} (render.num_shards - 1)")
