@@ -84,15 +84,6 @@ def test_assemble_names_missing_frames(tmp_path):
 
 
 @pytest.mark.slow  # runs the app
-def test_assembling_frames_of_another_backend_asks_for_the_shards_settings(tmp_path):
-    store = tmp_path / "store"
-    run_app(tmp_path / "s0", *EXACT, "engine.backend=torch", "render.mode=compute", f"render.store_dir={store}")
-    proc = run_app(tmp_path / "a", *EXACT, "render.mode=assemble", f"render.store_dir={store}", check=False)
-    assert proc.returncode == 2 and "computed_by.backend.float32 (stored torch, now cpu)" in proc.stderr, proc.stderr[-2000:]
-    assert "assemble with the settings the shards computed with" in proc.stderr
-
-
-@pytest.mark.slow  # runs the app
 def test_recolouring_reuses_stored_scores_without_the_engine(tmp_path, uninterrupted, monkeypatch):
     run_dir = tmp_path / "recolour"
     run_dir.mkdir()
@@ -306,6 +297,18 @@ def test_a_resume_on_another_backend_is_refused_naming_both(compose_config, tmp_
     FrameStore(tmp_path, render_fingerprint(compose_config))
     with pytest.raises(StoreMismatch, match=r"computed_by.backend.float32 \(stored cpu, now torch\)"):
         FrameStore(tmp_path, render_fingerprint(compose_config, "engine.backend=torch"))
+
+
+def test_assembling_another_backends_store_asks_for_the_shards_settings(compose_config, tmp_path):
+    """Assemble trains nothing, but reads frames by the settings that made them: it asks for
+    those, not for a new output directory."""
+    from zoomer.render import render
+
+    FrameStore(tmp_path / "store", render_fingerprint(compose_config, "engine.backend=torch"))
+    with pytest.raises(StoreMismatch, match=r"computed_by.backend.float32 \(stored torch, now cpu\)\); "
+                                            "assemble with the settings the shards computed with"):
+        render(compose_config("config", *TINY, "render.mode=assemble", f"render.store_dir={tmp_path / 'store'}"),
+               tmp_path / "run")
 
 
 @pytest.mark.slow  # needs the uninterrupted render

@@ -13,8 +13,8 @@ from ..dimension import MIN_SIDE
 from ..errors import Refusal
 from ..window import Window
 from .choices import Frames, Method, Mode, Quality
-from .parts import (ColorConfig, check_bounds, EngineConfig, ExperimentConfig, PanelConfig, SearchConfig, VideoConfig,
-                    check_guess, check_int, check_supersample, check_target, choice)
+from .parts import (ColorConfig, EngineConfig, ExperimentConfig, PanelConfig, SearchConfig, VideoConfig,
+                    check_bounds, check_guess, check_int, check_supersample, check_target, choice)
 
 
 @dataclass

@@ -152,10 +152,10 @@ class PanelConfig:
         trains otherwise than the condition's (`experiment`: an ExperimentConfig; its steps
         are the quality's), or a setting that places the view (given here as name=value,
         None or "auto" when unset; "panel", the default zoom's target, is this panel's centre)."""
-        if self.experiment is not None and experiment.name != self.experiment:
-            raise Refusal(f"paper={self.experiment} is the {self.experiment} condition's panel but experiment="
-                          f"{experiment.name} is set; drop one of them")
         if self.experiment is not None:
+            if experiment.name != self.experiment:
+                raise Refusal(f"paper={self.experiment} is the {self.experiment} condition's panel but experiment="
+                              f"{experiment.name} is set; drop one of them")
             condition = condition_settings(self.experiment)
             for f in fields(Experiment):
                 now = getattr(experiment, f.name)
