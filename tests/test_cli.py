@@ -91,8 +91,9 @@ def test_paper_conditions_are_all_there():
     ],
 )
 def test_bad_override_fails_fast_naming_the_key(tmp_path, run_app, override, key):
+    """A mistake exits 2, whether Hydra stops it while composing or zoomer refuses it (1 is for bugs)."""
     proc = run_app(tmp_path, override, check=False)
-    assert proc.returncode != 0
+    assert proc.returncode == 2, proc.stderr[-2000:]
     assert key in proc.stderr, proc.stderr[-2000:]
     assert not (tmp_path / "frames" / "target.json").exists(), "failed before any compute"
 

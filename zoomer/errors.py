@@ -77,10 +77,16 @@ class _Terminated:
         raise KeyboardInterrupt
 
 
+_task_started = False  # set once Hydra has composed a config and handed it to an app
+
+
 def run_reporting_errors(task, cfg):
     """Run task(cfg, run_dir) in Hydra's run directory, reporting failures as above."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
+
+    global _task_started
+    _task_started = True
 
     logging.captureWarnings(True)  # a kernel's fallback warning reads as a log line
     if threading.current_thread() is threading.main_thread():  # where Python delivers signals
@@ -178,12 +184,18 @@ def quiet_when_piped(app):
     """An app's entry point that ends quietly when its reader stops reading (`zoomer --help
     | head`): Hydra prints help and --cfg output itself, before the app runs, so a closed
     pipe would end in its traceback. Exit 141 (128 + SIGPIPE), as a shell reports for any
-    tool whose reader left; stdout is pointed at /dev/null for Python's last flush."""
+    tool whose reader left; stdout is pointed at /dev/null for Python's last flush. Hydra
+    also exits 1 itself when it cannot compose the config (`video.width=abc`, `quality=best`):
+    that is the user's mistake, so it leaves with 2, as every refusal does."""
 
     @functools.wraps(app)
     def run(*args, **kwargs):
         try:
             return app(*args, **kwargs)
+        except SystemExit as e:
+            if e.code == BUG and not _task_started:  # Hydra's own exit, before any app ran
+                sys.exit(USER_ERROR)
+            raise
         except BrokenPipeError:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
