@@ -67,4 +67,4 @@ def test_the_default_zoom_searches_where_the_panel_is_off_the_boundary_at_these_
     paraminit = Experiment(phase_space="paraminit_vs_lr", offset="every_step", steps=40)
     zoom, point = aim("paraminit", paraminit, ((-3.0, 6.0), (-1.0, 4.0)))
     assert zoom.target == "auto" and point is None
-    assert "not on the boundary at 40 steps" in caplog.text and "searching a target instead" in caplog.text
+    assert "not on the boundary at 40 steps" in caplog.text and "the target is zoom=auto's instead" in caplog.text

@@ -164,7 +164,8 @@ def _panel_or_search(exp, lay: Layout, zoom: ZoomConfig, point, device, precisio
     if classes.any() and not classes.all():
         return zoom, point
     log.info("the panel's centre %s is not on the boundary at %d steps, %.3g decades down (every run there %s); "
-             "searching a target instead, as zoom=auto does (quality=paper trains the panel's own steps)",
+             "the target is zoom=auto's instead: searched, or read from the frame store where a run before "
+             "found it (quality=paper trains the panel's own steps)",
              point, exp.steps, lay.decades, "converges" if classes.all() else "diverges")
     return replace(zoom, target="auto"), None
 
