@@ -2,9 +2,12 @@
 import os
 import sys
 from importlib.metadata import distribution
+from importlib.resources import files
+from pathlib import Path
 
 import pytest
 from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
 
 from zoomer.errors import quiet_when_piped
 
@@ -53,3 +56,23 @@ def test_a_reader_that_leaves_ends_the_app_quietly(monkeypatch):
         GlobalHydra.instance().clear()
         pipe.close()  # its rest goes to /dev/null, where the app pointed it
     assert exit_.value.code == 141
+
+
+CONF = Path(str(files("zoomer.conf")))
+CONFIG_OF = {"zoomer": "config", "zoomer-still": "still", "zoomer-dimension": "dimension",
+             "zoomer-targets": "targets", "zoomer-explore": "explore"}
+
+
+@pytest.mark.parametrize("name", sorted(SCRIPTS))
+def test_help_names_the_groups_the_app_takes(name):
+    """Hydra lists every group of zoomer's conf folder, which the apps share; an app that
+    takes fewer says which, exactly those of its defaults list (another is refused)."""
+    every = {p.name for p in CONF.iterdir() if p.is_dir() and p.name not in ("hydra", "__pycache__")}
+    defaults = OmegaConf.to_container(OmegaConf.load(CONF / f"{CONFIG_OF[name]}.yaml").defaults)
+    takes = sorted(k for d in defaults if isinstance(d, dict) for k in d if not k.startswith("override"))
+    help_file = CONF / "hydra" / "help" / f"{name.removeprefix('zoomer-')}.yaml"
+    groups = OmegaConf.load(help_file).get("groups", "")
+    if set(takes) == every:
+        assert groups == ""
+    else:
+        assert groups == f"; {name} takes {', '.join(takes[:-1])} and {takes[-1]}, not the others"
