@@ -215,6 +215,8 @@ def test_dimension_of_each_condition(compose_dimension, experiment, tmp_path):
     ("search.resolution=4", "search.resolution"), ("levels=1", "target=auto"),
     ("method=fractal", "method"), ("window.x=[1,2]", "window.y"),
     ("outer_width=0", "outer_width"), ("window.x=[2,1]", "window.x"), ("engine.device=tpu", "engine.device"),
+    ("zoom_factor=inf", "zoom_factor=inf must be finite"), ("outer_width=inf", "outer_width=inf must be finite"),
+    ("zoom_factor=1e200", r"zoom 10\^600 times"),
 ])
 def test_bad_settings_fail_before_compute_naming_the_setting(compose_dimension, override, setting, tmp_path,
                                                              monkeypatch):
@@ -224,6 +226,13 @@ def test_bad_settings_fail_before_compute_naming_the_setting(compose_dimension, 
     monkeypatch.setattr(importlib.import_module("zoomer.landscape"), "train_grid", lambda *a, **k: pytest.fail("trained"))
     with pytest.raises((ValueError, ConfigCompositionException), match=setting):
         measure(compose_dimension(override), tmp_path)
+
+
+def test_a_decimal_target_is_written_to_every_digit(compose_dimension, tmp_path):
+    """A target given as decimal strings (deep zooms) reaches dimension.json as strings, as
+    in zoomer-still's JSON; it once failed to serialise after every level had trained."""
+    measure(compose_dimension("target=['1.5','2.0']", "levels=2", "size=30", "experiment.steps=20"), tmp_path)
+    assert json.loads((tmp_path / "dimension.json").read_text())["center"] == ["1.5", "2.0"]
 
 
 def test_unknown_experiment_is_refused_by_hydra(compose_dimension):

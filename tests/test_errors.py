@@ -101,3 +101,12 @@ def test_a_keyframe_scale_for_exact_frames_is_refused_not_ignored():
     with pytest.raises(Refusal, match=r"render.keyframe_scale=3.0 sizes keyframes, but render.frames=exact"):
         RenderConfig(frames="exact", keyframe_scale=3.0)
     RenderConfig(frames="keyframes", keyframe_scale=3.0)
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda: ZoomConfig(decades=float("inf")), r"zoom.decades=inf must be in \(0, 300\]"),
+    (lambda: ZoomConfig(decades=400.0), r"zoom.decades=400.0 must be in \(0, 300\]"),
+])
+def test_a_depth_past_any_float_type_is_refused_not_a_bug(make, words):
+    with pytest.raises(Refusal, match=words):
+        make()

@@ -34,7 +34,7 @@ from .landscape import landscape
 from .figure import boxcount_plot
 from .study import Study, write_json
 from .video import save_png
-from .window import Window
+from .window import Window, point_json
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ def measure(cfg: DimensionConfig, out: Path, config: dict | None = None) -> dict
         "method": cfg.method,
         "median_dimension": dimension,
         "levels_measured": len(estimates),
-        "center": list(center),
+        "center": point_json(center),  # a deep one to every digit
         "candidate_targets": candidate_targets,
         "levels": levels,
     }

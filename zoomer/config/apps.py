@@ -17,6 +17,12 @@ from .parts import (ColorConfig, EngineConfig, ExperimentConfig, PanelConfig, Se
                     check_bounds, check_guess, check_int, check_supersample, check_target, choice)
 
 
+# The deepest zoom any setting may ask for, in decades: far past what perturbation resolves
+# (about 29), so the depth checks that know the float type refuse it in their own words,
+# but small enough that 10**decades stays a float64.
+MOST_DECADES = 300
+
+
 @dataclass
 class ZoomConfig:
     """Where and how deep a video zooms (Hydra group `zoom`)."""
@@ -28,8 +34,8 @@ class ZoomConfig:
 
     def __post_init__(self) -> None:
         self.target = check_target(self.target, "zoom.target")
-        if self.final_width is None and not self.decades > 0:
-            raise Refusal(f"zoom.decades={self.decades!r} must be > 0")
+        if self.final_width is None and not 0 < self.decades <= MOST_DECADES:
+            raise Refusal(f"zoom.decades={self.decades!r} must be in (0, {MOST_DECADES:g}]")
         if self.final_width is not None and not self.final_width > 0:
             raise Refusal(f"zoom.final_width={self.final_width!r} must be > 0 (axis units)")
         # Both set the depth; decades at its default is not told from unset (final_width wins)
@@ -185,10 +191,13 @@ class DimensionConfig(StudyConfig):
     def __post_init__(self) -> None:
         self.method = choice(Method, self.method, "method")
         check_int(self.levels, "levels", 1)
-        if not self.zoom_factor > 1:
-            raise Refusal(f"zoom_factor={self.zoom_factor!r} must be > 1 (magnification per level)")
-        if not self.outer_width > 0:
-            raise Refusal(f"outer_width={self.outer_width!r} must be > 0 (log10 units)")
+        if not 1 < self.zoom_factor < math.inf:
+            raise Refusal(f"zoom_factor={self.zoom_factor!r} must be finite and > 1 (magnification per level)")
+        if not 0 < self.outer_width < math.inf:
+            raise Refusal(f"outer_width={self.outer_width!r} must be finite and > 0 (log10 units)")
+        if self.decades > MOST_DECADES:
+            raise Refusal(f"levels={self.levels} and zoom_factor={self.zoom_factor!r} zoom 10^{self.decades:.4g} times; "
+                          f"no float type reaches past 10^{MOST_DECADES:g}: fewer levels or a smaller zoom_factor")
         super().__post_init__()
 
     @property
@@ -237,8 +246,8 @@ class StillConfig(StudyConfig):
     title: Optional[str] = None  # the figure's title; null: experiment and view
 
     def __post_init__(self) -> None:
-        if not self.magnification >= 1:
-            raise Refusal(f"magnification={self.magnification!r} must be >= 1")
+        if not 1 <= self.magnification <= 10**MOST_DECADES:
+            raise Refusal(f"magnification={self.magnification!r} must be in 1..1e{MOST_DECADES:g}")
         if not self.aspect > 0:
             raise Refusal(f"aspect={self.aspect!r} must be > 0 (width / height)")
         super().__post_init__()
