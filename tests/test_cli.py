@@ -245,6 +245,7 @@ def test_a_panels_preview_trains_the_steps_of_its_depth_in_every_app(compose_con
     ("still", ["paper=tanh", "experiment.nonlinearity=relu"], r"experiment.nonlinearity='relu' \(the paper's: 'tanh'\)"),
     ("config", ["paper=minibatch", "experiment.batch_size=null"], r"experiment.batch_size=None \(the paper's: 16\)"),
     ("still", ["paper=tanh", "magnification=1000"], "magnification=1000.0"),
+    ("still", ["paper=tanh", "aspect=2"], "aspect=2.0"),
     ("dimension", ["paper=tanh", "window.x=[1,1.1]", "window.y=[2,2.1]"], r"window.x=\[1.0, 1.1\]"),
 ])
 def test_a_panel_refuses_settings_that_would_contradict_it(compose_config, app, overrides, named):

@@ -259,8 +259,9 @@ class StillConfig(StudyConfig):
         return math.log10(self.magnification)
 
     def placing(self) -> dict:
-        magnification = None if self.magnification == type(self).magnification else self.magnification
-        return {**super().placing(), "magnification": magnification}
+        changed = {key: getattr(self, key) for key in ("magnification", "aspect")
+                   if getattr(self, key) != getattr(type(self), key)}
+        return {**super().placing(), **changed}
 
     @property
     def shape(self) -> tuple[int, int]:
