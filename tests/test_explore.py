@@ -178,6 +178,22 @@ def test_bad_renders_and_unknown_paths_get_a_4xx(explorer):
 
 
 @pytest.mark.slow
+def test_a_deep_view_trains_the_steps_its_render_trains(compose_config):
+    """The page shows the render's last frame: at the preview's quality a view's steps
+    follow its depth below a render's first frame, as zoomer's do for the same zoom."""
+    from omegaconf import OmegaConf
+
+    from zoomer.config import Quality
+    from zoomer.explore_view import Explorer as Engine
+    from zoomer.quality import preview_steps
+
+    engine = Engine(OmegaConf.to_object(compose_config("explore", *SMALL)))
+    deep = View(1.0149477, 2.3419544, engine.video_start.width / 10**5.9)
+    assert engine.experiment(deep, Quality.preview).steps == preview_steps(5.9) == 180
+    assert engine.experiment(View(0.0, 1.0, engine.video_start.width), Quality.preview).steps == 100
+    assert engine.experiment(deep, Quality.paper).steps == 1000
+
+
 def test_a_view_refines_in_passes_and_recolours_without_training(explorer):
     v = start(explorer)["view"]
     query = f"x={v['x']}&y={v['y']}&w={v['w'] / 3}&tab=recolour"

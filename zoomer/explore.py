@@ -160,7 +160,7 @@ class Server:
         window = view.window(self.explorer.sizes[-1])
         command = self._command(view, quality, cmap)
         return {"x": list(window.x_bounds), "y": list(window.y_bounds), "decades": self.explorer.decades(view),
-                "steps": self.explorer.experiments[quality].steps, "command": shlex.join(command),
+                "steps": self.explorer.experiment(view, quality).steps, "command": shlex.join(command),
                 "renderable": self._renderable(view)}
 
     def _renderable(self, view: View) -> str:

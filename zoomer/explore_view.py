@@ -30,7 +30,8 @@ from .guess import trained_pixels
 from .landscape import landscape
 from .plan import start_window
 from .precision import resolve_precision
-from .quality import resolve
+from .experiment import Experiment
+from .quality import experiment_of, resolve
 from .run_setup import RunSetup
 from .window import Window
 
@@ -114,6 +115,7 @@ class Explorer:
         self.video_start = start_window(self.condition, cfg.video)  # a render's first frame
         self.start = self._start_view(cfg)
         self._cache: OrderedDict = OrderedDict()
+        self._experiments: dict = {}  # (quality, decades) -> Experiment
         self._lock = threading.Lock()
 
     def _start_view(self, cfg: ExploreConfig) -> View:
@@ -141,13 +143,23 @@ class Explorer:
         """Decades of zoom from a render's first frame to this view."""
         return math.log10(self.video_start.width / view.width)
 
+    def experiment(self, view: View, quality: Quality) -> Experiment:
+        """What a render zooming into this view trains: at the preview's quality its steps
+        follow the view's depth, as zoomer's do (zoomer.quality), so the page shows the
+        render's last frame."""
+        decades = round(max(0.0, self.decades(view)), 9)
+        with self._lock:
+            if (quality, decades) not in self._experiments:
+                self._experiments[(quality, decades)] = experiment_of(self.cfg.experiment, quality, self.device, decades)
+            return self._experiments[(quality, decades)]
+
     def refine(self, view: View, quality: Quality, cancel: threading.Event, emit: Callable[[Pass], None]) -> None:
         """Train the view pass by pass, emitting each; Cancelled as soon as `cancel` is set.
 
         Passes already cached are not trained again, and those below the finest cached one
         are not drawn again either.
         """
-        exp = self.experiments[quality]
+        exp = self.experiment(view, quality)
         window = self.check(view)
         dtype = resolve_precision(self.cfg.engine.precision.value, exp, window, self.sizes[-1])
         cached = [self._cached((view, quality, i)) for i in range(len(self.sizes))]
