@@ -194,6 +194,19 @@ def test_a_deep_view_trains_the_steps_its_render_trains(compose_config):
     assert engine.experiment(deep, Quality.paper).steps == 1000
 
 
+@pytest.mark.parametrize("precision, deepest", [("float32", 4), ("float64", 12), ("auto", 25)])
+def test_a_view_is_checked_in_the_precision_the_page_trains(compose_config, precision, deepest):
+    from omegaconf import OmegaConf
+
+    from zoomer.explore_view import Explorer as Engine
+
+    engine = Engine(OmegaConf.to_object(compose_config("explore", *SMALL, f"engine.precision={precision}")))
+    width = engine.video_start.width
+    engine.check(View(1.0149477, 2.3419544, width / 10**deepest))
+    with pytest.raises(Refusal, match="too deep"):
+        engine.check(View(1.0149477, 2.3419544, width / 10**(deepest + 5)))
+
+
 def test_a_view_refines_in_passes_and_recolours_without_training(explorer):
     v = start(explorer)["view"]
     query = f"x={v['x']}&y={v['y']}&w={v['w'] / 3}&tab=recolour"

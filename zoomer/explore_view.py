@@ -134,9 +134,10 @@ class Explorer:
         landscape(exp, window, (2, 2), device=self.device, dtype=dtype, backend=self.cfg.engine.backend)
 
     def check(self, view: View) -> Window:
-        """The view's window at the finest pass; a Refusal (a ValueError) when float64 cannot resolve it."""
+        """The view's window at the finest pass; a Refusal (a ValueError) when engine.precision
+        cannot resolve it (auto: not even perturbation)."""
         window = view.window(self.sizes[-1])
-        window.check_resolution(self.sizes[-1])
+        window.check_resolution(self.sizes[-1], self.cfg.engine.precision.value)
         return window
 
     def decades(self, view: View) -> float:
