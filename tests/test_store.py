@@ -283,7 +283,7 @@ def test_every_fingerprint_key_keeps_a_foreign_store_out(compose_config, tmp_pat
     without an override here fails the first assert."""
     base = render_fingerprint(compose_config)
     assert set(base) == set(FINGERPRINT_OVERRIDES)
-    FrameStore(tmp_path, base)
+    FrameStore(tmp_path, base).save("a", np.zeros((2, 2)))  # a store with a frame to keep apart
     for key, override in FINGERPRINT_OVERRIDES.items():
         other = render_fingerprint(compose_config, override)
         changed = [k for k in base if base[k] != other[k]]
@@ -294,9 +294,22 @@ def test_every_fingerprint_key_keeps_a_foreign_store_out(compose_config, tmp_pat
 
 
 def test_a_resume_on_another_backend_is_refused_naming_both(compose_config, tmp_path):
-    FrameStore(tmp_path, render_fingerprint(compose_config))
+    FrameStore(tmp_path, render_fingerprint(compose_config)).save("a", np.zeros((2, 2)))
     with pytest.raises(StoreMismatch, match=r"computed_by.backend.float32 \(stored cpu, now torch\)"):
         FrameStore(tmp_path, render_fingerprint(compose_config, "engine.backend=torch"))
+
+
+def test_a_store_that_holds_nothing_yet_is_taken_over_by_another_render(tmp_path):
+    """A render refused or stopped before its first frame (a manual target off the boundary,
+    Ctrl-C in the search) leaves only its manifest: the same directory serves the next
+    try. A searched target or a frame is something to keep apart."""
+    FrameStore(tmp_path, {"render": 1})
+    FrameStore(tmp_path, {"render": 2})
+    assert json.loads((tmp_path / "manifest.json").read_text())["render"] == 2
+    store = FrameStore(tmp_path, {"render": 2})
+    store.write_json("target.json", {"point": [1.0, 2.0]})
+    with pytest.raises(StoreMismatch, match="differs in: render"):
+        FrameStore(tmp_path, {"render": 3})
 
 
 def test_assembling_another_backends_store_asks_for_the_shards_settings(compose_config, tmp_path):

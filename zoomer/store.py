@@ -93,7 +93,12 @@ class FrameStore:
                     f"this zoomer reads format {FORMAT} (frames with checksums) and cannot check "
                     "the old frames; use a new output directory (or render.store_dir), or delete that store"
                 )
-            if stored != wanted:
+            if stored != wanted and not assembling and self._holds_nothing():
+                # a render stopped or refused before it stored anything: nothing to keep apart
+                log.info("the frame store %s held nothing of its render yet (it differed in: %s); this render "
+                         "takes it over", self.root, ", ".join(_differences(stored, wanted)))
+                write_atomic(manifest, lambda f: f.write(json.dumps(wanted, indent=1).encode()))
+            elif stored != wanted:
                 raise StoreMismatch(
                     f"the frame store {self.root} was built for a different render "
                     f"(differs in: {', '.join(_differences(stored, wanted)) or 'format'}); "
@@ -105,6 +110,10 @@ class FrameStore:
             write_atomic(manifest, lambda f: f.write(json.dumps(wanted, indent=1).encode()))
         for path in remove_stale(self.root):
             log.info("removed %s, a temporary file left by an interrupted write", path)
+
+    def _holds_nothing(self) -> bool:
+        """No frame and no searched target: only the manifest of a render that stopped first."""
+        return not any(self.root.glob("*.npy")) and not (self.root / "target.json").exists()
 
     def key(self, frame: dict) -> str:
         """The file key of a frame described by JSON-able facts (window, size, ...)."""
