@@ -181,3 +181,17 @@ def test_a_disk_already_full_at_start_is_one_line(tmp_path, run_app):
                 "No space left on device")
     finally:
         subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_a_resume_does_not_train_the_boundary_check_again(tmp_path, compose_config, monkeypatch):
+    """The check passed before the first frame was stored; on a resume (here: one frame lost)
+    it would only cost time (51 s on a deep zoom), and its Ctrl-C line said nothing was computed."""
+    from zoomer import render
+
+    cfg = compose_config("config", *TINY, "render.mode=compute")
+    render.render(cfg, tmp_path)
+    frames = sorted((tmp_path / "frames").glob("*.npy"))
+    frames[0].unlink()
+    monkeypatch.setattr(render, "check_near_boundary", lambda *a, **k: pytest.fail("checked again"))
+    meta = render.render(cfg, tmp_path)
+    assert meta["frames"]["computed"] == 1 and len(list((tmp_path / "frames").glob("*.npy"))) == len(frames)

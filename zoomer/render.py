@@ -79,8 +79,10 @@ def render(cfg, run_dir: Path) -> dict:
     with interruptible("the target search was stopped; nothing was written but the frame store's manifest"):
         target = _target(exp, lay, app.search, point, device, eng.precision, store)
     plan = make_plan(lay, target, video, zoom.ease, exp, eng.precision)
-    # A manual point's last frame must hold both classes; a panel's was checked above.
-    if point is not None and not toward_panel and rnd.mode != "assemble" and missing_frames(plan, store):
+    # A manual point's last frame must hold both classes; a panel's was checked above. A
+    # store that holds a frame passed this check before it (a resume need not train it again).
+    if point is not None and not toward_panel and rnd.mode != "assemble" \
+            and len(missing_frames(plan, store)) == len(plan.windows):
         with interruptible("nothing was computed yet"):
             check_near_boundary(exp, lay, condition, point, device, eng.precision,
                                 app.panel and app.panel.experiment, app.experiment.paper_steps)
