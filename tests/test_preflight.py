@@ -195,3 +195,4 @@ def test_a_resume_does_not_train_the_boundary_check_again(tmp_path, compose_conf
     monkeypatch.setattr(render, "check_near_boundary", lambda *a, **k: pytest.fail("checked again"))
     meta = render.render(cfg, tmp_path)
     assert meta["frames"]["computed"] == 1 and len(list((tmp_path / "frames").glob("*.npy"))) == len(frames)
+    assert meta["experiment_settings"]["steps"] == 20  # what ran, beside the config as given

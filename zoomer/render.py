@@ -205,7 +205,8 @@ def _plain(value):
 
 def metadata(cfg, exp, plan: Plan, device, precision, timings, counts, missing, outputs, store, runner) -> dict:
     return {
-        "config": OmegaConf.to_container(cfg, resolve=True),
+        "config": OmegaConf.to_container(cfg, resolve=True),  # as given; what it resolved to follows
+        "experiment_settings": exp.to_dict(),  # the steps the quality chose, among them
         "target": plan.target.to_dict(),
         "strategy": plan.strategy,
         "computed_size": list(plan.size),
