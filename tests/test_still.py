@@ -58,6 +58,8 @@ def test_still_writes_png_figure_and_metadata(compose_still, tmp_path):
     assert written["config"]["color"]["cmap"] == "fire_ice"
     assert {"target_s", "compute_s", "write_s", "total_s"} <= set(written["timings"])
     assert {"torch", "numpy", "python"} <= set(written["provenance"]["versions"])
+    assert written["computed_dtype"] == "float32"  # what trained, beside engine.precision as given
+    assert set(written["provenance"]["computed_by"]["backend"]) >= {"float32"}
     assert written["axis_labels"][0] == "log10 input-layer learning rate"
 
 

@@ -68,6 +68,7 @@ def measure(cfg: DimensionConfig, out: Path, config: dict | None = None) -> dict
         tick = time.perf_counter()
         scores = landscape(exp, window, size, device=study.device, dtype=study.precision, backend=study.backend)
         level = {"level": k, "magnification": study.start.width / window.width, "window": window.to_dict(),
+                 "computed_dtype": study.dtype_of(window, size),
                  "edge_pixels": int(edges(scores).sum()), "converged_share": float(converged(scores).mean()),
                  "coherence": coherence(scores),  # about 0 where the boundary is static finer than a pixel
                  "structure": structure(scores)}

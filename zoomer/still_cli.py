@@ -79,6 +79,7 @@ def render_still(cfg: StillConfig, out: Path, config: dict | None = None) -> dic
         "panel": None if cfg.panel is None else {"title": cfg.panel.title, "x": cfg.panel.x, "y": cfg.panel.y},
         "box_dimension": dimension,  # of this image's boundary (zoomer.dimension), at its resolution
         "pixels": {"width": width, "height": height, "supersample": k},
+        "computed_dtype": study.dtype_of(window, (height * k, width * k)),
         "axis_labels": list(exp.axis_labels),
         "files": files,
     }

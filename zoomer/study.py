@@ -12,6 +12,8 @@ from omegaconf import OmegaConf
 
 from .atomic import write_atomic
 from .config import PanelConfig, StudyConfig
+from .engine import computed_by
+from .precision import dtypes, resolve_precision
 from .provenance import provenance
 from .run_setup import RunSetup
 from .target import search_target
@@ -45,8 +47,14 @@ class Study(RunSetup):
         return (coordinate(cfg.target[0]), coordinate(cfg.target[1])), []
 
     def provenance(self) -> dict:
-        """Versions, the device and the precision: enough to tell whether two results compare."""
-        return {**provenance(self.device), "precision": self.precision}
+        """Versions, the device, the precision and what trains each float type (as a render's
+        metadata says): enough to tell whether two results compare."""
+        return {**provenance(self.device), "precision": self.precision,
+                "computed_by": computed_by(self.backend, self.experiment, self.device, dtypes(self.precision))}
+
+    def dtype_of(self, window: Window, size) -> str:
+        """The float type `window` trains in at `size` (engine.precision auto: per window)."""
+        return str(resolve_precision(self.precision, self.experiment, window, size)).removeprefix("torch.")
 
     def record(self, cfg: StudyConfig, config: dict | None, timings: dict) -> dict:
         """What every study's JSON holds besides its results: the experiment, the config
