@@ -281,3 +281,20 @@ def test_table_collects_a_multirun(tmp_path):
     (tmp_path / "2").mkdir()
     (tmp_path / "2" / "dimension.json").write_text(json.dumps(result))
     assert dimension_table.table(tmp_path).splitlines()[4].startswith("| identity | paper | 1.300 | 1.30, - |")
+
+
+def test_a_sweeps_results_are_its_own_in_job_order(tmp_path):
+    """A multirun's figure and table take its jobs in order (job 10 after job 9) and leave
+    out an earlier sweep's results in the same folder."""
+    import os
+    import time
+
+    from zoomer.study import sweep_results
+
+    for name in ("0_tanh", "1_tanh", "10_tanh", "2_tanh", "9_tanh"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "dimension.json").write_text("{}")
+    names = lambda since=None: [p.parent.name for p in sweep_results(tmp_path, "**/dimension.json", since)]  # noqa: E731
+    assert names() == ["0_tanh", "1_tanh", "2_tanh", "9_tanh", "10_tanh"]
+    os.utime(tmp_path / "1_tanh" / "dimension.json", (0, 0))  # written by an earlier sweep
+    assert names(time.time() - 60) == ["0_tanh", "2_tanh", "9_tanh", "10_tanh"]

@@ -20,10 +20,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from hydra.experimental.callback import Callback
 
 from .atomic import write_atomic
 from .experiment import paper_order
+from .study import SweepCallback, sweep_results
 from .target import MIN_COHERENCE
 
 log = logging.getLogger(__name__)
@@ -52,9 +52,10 @@ def _static_levels(levels: list[dict]) -> tuple[str, str]:
     return str(static), f"{np.median(kept):.3f}" if kept else "-"
 
 
-def table(folder) -> str:
-    """The markdown table of every dimension.json below `folder`."""
-    results = [json.loads(p.read_text()) for p in sorted(Path(folder).rglob("dimension.json"))]
+def table(folder, since: float | None = None) -> str:
+    """The markdown table of every dimension.json below `folder` (written since `since`, when
+    given: this sweep's), in job order."""
+    results = [json.loads(p.read_text()) for p in sweep_results(folder, "**/dimension.json", since)]
     if not results:
         raise FileNotFoundError(f"no dimension.json below {folder}")
     results.sort(key=lambda r: paper_order(r["experiment"]))
@@ -63,14 +64,14 @@ def table(folder) -> str:
     return "\n".join([header, *map(_row, results)])
 
 
-class DimensionTable(Callback):
+class DimensionTable(SweepCallback):
     """At the end of a zoomer-dimension multirun, its table as dimensions.md in the sweep
     directory (and in the log)."""
 
     def on_multirun_end(self, config, **kwargs) -> None:
         folder = Path(config.hydra.sweep.dir)
         try:
-            text = table(folder)
+            text = table(folder, self.started)
         except (OSError, ValueError, KeyError) as e:
             log.warning("no dimension table: %s", e)
             return

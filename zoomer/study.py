@@ -4,10 +4,13 @@ window, the zoom centre, and the record of how a result was made (written beside
 from __future__ import annotations
 
 import json
+import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from hydra.experimental.callback import Callback
 from omegaconf import OmegaConf
 
 from .atomic import write_atomic
@@ -66,6 +69,26 @@ class Study(RunSetup):
             "timings": timings,
             "provenance": self.provenance(),
         }
+
+
+def sweep_results(folder, pattern: str, since: float | None = None) -> list[Path]:
+    """The files matching `pattern` below a multirun's `folder`, in job order (job 10 after
+    job 9, not after job 1), leaving out those written before `since` (a time.time()): an
+    earlier sweep into the same folder is not this one's."""
+    folder = Path(folder)
+    found = [p for p in folder.glob(pattern) if since is None or p.stat().st_mtime >= since]
+    return sorted(found, key=lambda p: [(0, int(t), "") if t.isdigit() else (1, 0, t)
+                                        for t in re.split(r"(\d+)", p.relative_to(folder).as_posix())])
+
+
+class SweepCallback(Callback):
+    """A Hydra callback that sums up a multirun: it knows when the sweep started, so only
+    its own jobs' results count (sweep_results)."""
+
+    started: float | None = None
+
+    def on_multirun_start(self, config, **kwargs) -> None:
+        self.started = time.time() - 1  # file times may be rounded down to the second
 
 
 def write_json(path: Path, data: dict) -> None:

@@ -16,11 +16,11 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from hydra.experimental.callback import Callback
 from PIL import Image, ImageOps
 
 from .experiment import paper_order
 from .figure import still_figure
+from .study import SweepCallback, sweep_results
 from .video import save_png
 from .window import Window
 
@@ -54,9 +54,10 @@ def grid(images: list[Image.Image], columns: int = COLUMNS) -> Image.Image:
     return sheet
 
 
-def sweep_figure(sweep_dir: Path) -> Path:
-    """Assemble figure.png from every still below `sweep_dir`; returns its path."""
-    runs = [p.parent for p in sorted(Path(sweep_dir).glob("*/metadata.json")) if (p.parent / "still.png").exists()]
+def sweep_figure(sweep_dir: Path, since: float | None = None) -> Path:
+    """Assemble figure.png from every still below `sweep_dir` (written since `since`, when
+    given: this sweep's), in job order; returns its path."""
+    runs = [p.parent for p in sweep_results(sweep_dir, "*/metadata.json", since) if (p.parent / "still.png").exists()]
     if not runs:
         raise FileNotFoundError(f"no zoomer-still output (still.png, metadata.json) below {sweep_dir}")
     # The paper's order, other names alphabetically; runs of one experiment keep their order.
@@ -66,12 +67,12 @@ def sweep_figure(sweep_dir: Path) -> Path:
     return path
 
 
-class SweepFigure(Callback):
+class SweepFigure(SweepCallback):
     """At the end of a zoomer-still multirun, assemble its stills into one figure."""
 
     def on_multirun_end(self, config, **kwargs) -> None:
         try:
-            path = sweep_figure(Path(config.hydra.sweep.dir))
+            path = sweep_figure(Path(config.hydra.sweep.dir), self.started)
         except (OSError, ValueError) as e:
             log.warning("no sweep figure: %s", e)
             return
