@@ -207,6 +207,21 @@ def test_a_view_is_checked_in_the_precision_the_page_trains(compose_config, prec
         engine.check(View(1.0149477, 2.3419544, width / 10**(deepest + 5)))
 
 
+def test_a_panels_render_keeps_the_runs_per_pixel_it_needs(compose_config):
+    """paper=paraminit's panel needs 2x2 runs a pixel (its static otherwise); paper= itself
+    cannot come along in a command that places the view, so its supersample does."""
+    from omegaconf import OmegaConf
+
+    from zoomer.explore_jobs import render_command
+
+    cfg = OmegaConf.to_object(compose_config("explore", *SMALL, "paper=paraminit"))
+    command = render_command(cfg, [], View(1.0, 2.0, 0.1), cfg.quality, "Spectral")
+    assert "render.supersample=2" in command and not any(c.startswith("paper=") for c in command)
+    plain = OmegaConf.to_object(compose_config("explore", *SMALL))
+    assert not any(c.startswith("render.supersample") for c in render_command(plain, [], View(1.0, 2.0, 0.1),
+                                                                           plain.quality, "Spectral"))
+
+
 def test_a_view_refines_in_passes_and_recolours_without_training(explorer):
     v = start(explorer)["view"]
     query = f"x={v['x']}&y={v['y']}&w={v['w'] / 3}&tab=recolour"

@@ -48,9 +48,11 @@ def render_command(cfg: ExploreConfig, overrides: list[str], view: View, quality
     """The zoomer command (argv, from `zoomer`) whose zoom ends on `view`: centred on it,
     its last frame as wide as the view (the view has the video's shape); into run_dir, or
     Hydra's own run directory."""
+    # paper= cannot come along (it places the view itself); the runs per pixel its panel needs do
+    panel = [] if cfg.panel is None or cfg.panel.supersample == 1 else [f"render.supersample={cfg.panel.supersample}"]
     return ["zoomer", f"experiment={cfg.experiment.name}", *overrides, f"quality={quality.value}", "zoom=manual",
             f"zoom.target=[{view.x!r},{view.y!r}]", f"zoom.final_width={view.width!r}", f"color.cmap={cmap}",
-            *([] if run_dir is None else [f"hydra.run.dir={run_dir}"])]
+            *panel, *([] if run_dir is None else [f"hydra.run.dir={run_dir}"])]
 
 
 def zoomer_program() -> list[str]:
