@@ -12,6 +12,7 @@ the subprocess plumbing, on the asyncio loop the jobs already need.
 from __future__ import annotations
 
 import asyncio
+import errno
 import itertools
 import json
 import logging
@@ -258,8 +259,9 @@ async def serve(server: Server, host: str, port: int, open_browser: bool) -> Non
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
-    except OSError as e:
-        raise Refusal(f"cannot listen on {host}:{port} ({e.strerror}); choose another port= (0: a free one)")
+    except OSError as e:  # a port in use, or a host= this machine is not (or no such name)
+        fix = "another port= (0: a free one)" if e.errno == errno.EADDRINUSE else "another host= or port="
+        raise Refusal(f"cannot listen on {host}:{port} ({e.strerror or e}); choose {fix}") from None
     server.explorer.warm_up()  # once the port is ours, before the URL is given out
     site = web.SockSite(runner, sock)
     await site.start()
