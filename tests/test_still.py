@@ -71,6 +71,8 @@ def test_still_without_figure_writes_no_figure(compose_still, tmp_path):
 @pytest.mark.parametrize("override, setting", [
     ("size=4", "size"), ("magnification=0.5", "magnification"), ("aspect=0", "aspect"),
     ("render.supersample=0", "render.supersample"), ("target=auto_", "target"),
+    ("target=[10,10]", r"target=\[10, 10\] is outside the experiment's window"),
+    ("magnification=inf", r"magnification=inf must be in 1..1e300"),
 ])
 def test_bad_settings_fail_before_compute(compose_still, override, setting, tmp_path, monkeypatch):
     # where it is used: landscape imported train_grid, so patching zoomer.engine would miss it

@@ -52,11 +52,16 @@ def check_target_point(zoom: ZoomConfig, condition: Window) -> tuple[float, floa
         return None
     if zoom.target == "center":
         return condition.center
-    x, y = (coordinate(v) for v in zoom.target)
+    return check_inside(zoom.target, condition, "zoom.target")
+
+
+def check_inside(target, condition: Window, key: str) -> tuple:
+    """A point given as [x, y] (numbers or decimal strings), which must lie in the condition's window."""
+    x, y = (coordinate(v) for v in target)
     (x0, x1), (y0, y1) = condition.x_bounds, condition.y_bounds
     if not (x0 <= x <= x1 and y0 <= y <= y1):
-        raise Refusal(f"zoom.target=[{x:.6g}, {y:.6g}] is outside the experiment's window x {list(condition.x_bounds)}, "
-                         f"y {list(condition.y_bounds)}; choose a point inside it (or set experiment.window)")
+        raise Refusal(f"{key}=[{x:.6g}, {y:.6g}] is outside the experiment's window x {list(condition.x_bounds)}, "
+                      f"y {list(condition.y_bounds)}; choose a point inside it (or set experiment.window)")
     return x, y
 
 

@@ -16,11 +16,12 @@ from omegaconf import OmegaConf
 from .atomic import write_atomic
 from .config import PanelConfig, StudyConfig
 from .engine import computed_by
+from .preflight import check_inside
 from .precision import dtypes, resolve_precision
 from .provenance import provenance
 from .run_setup import RunSetup
 from .target import search_target
-from .window import Window, coordinate
+from .window import Window
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ class Study(RunSetup):
             found, candidates = search_target(self.experiment, start, cfg.decades, cfg.search, device=self.device,
                                               dtype=self.precision)
             return found.point, candidates
-        return (coordinate(cfg.target[0]), coordinate(cfg.target[1])), []
+        return check_inside(cfg.target, cfg.start_window(), "target"), []
 
     def provenance(self) -> dict:
         """Versions, the device, the precision and what trains each float type (as a render's
