@@ -52,7 +52,8 @@ def steps_for(quality: str, steps, device: torch.device, paper_steps: int = PAPE
     """experiment.steps if set, else the (resolved) quality's: the preview's for a zoom
     `decades` deep, or the condition's paper_steps; logs which and the other's cost."""
     if steps is not None:
-        if decades is not None and int(steps) < STRUCTURE_STEPS_PER_DECADE * decades:
+        # (fewer than MIN_STEPS: refused as the Experiment is made, with nothing to warn of first)
+        if decades is not None and MIN_STEPS <= int(steps) < STRUCTURE_STEPS_PER_DECADE * decades:
             log.warning("experiment.steps=%d keeps the boundary's structure to about %.3g decades (%d steps per "
                         "decade, docs/steps.md); this zoom goes %.3g, and its last frames may show bands or one "
                         "class; quality=preview (unset experiment.steps) takes %d", int(steps),
