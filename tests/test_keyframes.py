@@ -118,3 +118,13 @@ def test_each_doubling_fades_from_the_outer_keyframe_to_the_inner():
         assert agree > 0.8, f"level {level:.2f}: the middle is keyframe {shown} on only {agree:.0%} of pixels"
         checked += 1
     assert checked >= 4
+
+
+def test_the_eta_weighs_each_frame_by_the_frames_of_its_float_type():
+    """A deep zoom's perturbation frames come first and cost far more than its float64 ones."""
+    from zoomer.compute import eta
+
+    took = {"perturbation": [60.0, 40.0], "float64": [2.0]}
+    assert eta(took, ["perturbation", "float64", "float64"]) == 50.0 + 2.0 + 2.0
+    assert eta({"float64": [3.0]}, ["float32"]) == 3.0  # a type not seen yet: the mean of all
+    assert eta(took, []) == 0

@@ -51,17 +51,28 @@ def compute_frames(exp, plan: Plan, store: FrameStore, rnd: RenderConfig, device
         plan.strategy, len(todo), len(mine), len(mine) - len(todo), plan.size[1], plan.size[0], runs,
     )
     started = time.perf_counter()
+    took: dict = {}  # float type -> seconds of each frame computed in it
     with progress_bar("frames", runs) as bar:
         for n, i in enumerate(todo, 1):
             window = plan.windows[i]
             known = _runs_from_next_keyframe(plan, store, i, rnd.guess)
+            tick = time.perf_counter()
             scores = landscape(exp, window, plan.size, device=device, dtype=plan.dtypes[i], progress=bar.update,
                                backend=backend, guess=rnd.guess, known=known, supersample=plan.supersample)
             store.save(frame_key(store, window, plan.size), scores)
-            elapsed = time.perf_counter() - started
-            log.info("frame %d stored (%d/%d), %.0f s elapsed, ETA %.0f s",
-                     i, n, len(todo), elapsed, elapsed / n * (len(todo) - n))
+            took.setdefault(plan.dtypes[i], []).append(time.perf_counter() - tick)
+            log.info("frame %d stored (%d/%d), %.0f s elapsed, ETA %.0f s", i, n, len(todo),
+                     time.perf_counter() - started, eta(took, [plan.dtypes[j] for j in todo[n:]]))
     return {"computed": len(todo), "reused": len(mine) - len(todo)}
+
+
+def eta(took: dict, to_come: list) -> float:
+    """Seconds the frames `to_come` (their float types) will take, each at the mean of the
+    frames of its type so far, else of all: a deep zoom's few perturbation frames come first
+    and cost many times a float64 one, so one mean over both foretold hours for minutes."""
+    every = [s for times in took.values() for s in times]
+    mean = {dtype: sum(times) / len(times) for dtype, times in took.items()}
+    return sum(mean.get(dtype, sum(every) / len(every)) for dtype in to_come)
 
 
 def _runs_from_next_keyframe(plan: Plan, store: FrameStore, k: int, guess: int):
