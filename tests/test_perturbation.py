@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+import zoomer
 from zoomer import perturbation
 from zoomer.engine import train_grid
 from zoomer.errors import Refusal
@@ -264,6 +265,27 @@ def test_a_kernel_that_disagrees_with_torch_is_set_aside(monkeypatch):
     with pytest.warns(UserWarning, match="perturbation kernel disagrees"):
         got = render(exp, (cx, cy), dx, dy).scores
     np.testing.assert_allclose(got, right, rtol=1e-9)
+
+
+@needs_kernel
+def test_the_torch_backend_trains_perturbation_through_torch_and_says_so(monkeypatch):
+    """engine.backend=torch is the torch path for perturbation frames too (the compiled
+    kernel ran anyway), and what the store records names it: the two differ in last bits."""
+    from zoomer import landscape
+    from zoomer.engine import computed_by
+
+    exp = experiment("tanh")
+    cx, cy = CONDITIONS["tanh"][1:]
+    window = zoomer.Window.around((cx, cy), 1e-14, 1.0)
+    compiled = landscape(exp, window, (3, 3), dtype="perturbation")
+    for name in ("step", "reference_pass"):
+        monkeypatch.setattr(cpu_perturbation, name, lambda *a, **k: pytest.fail("the compiled kernel ran"))
+    monkeypatch.setattr(perturbation, "_RUNS", {})
+    through_torch = landscape(exp, window, (3, 3), dtype="perturbation", backend="torch")
+    np.testing.assert_allclose(through_torch, compiled, rtol=1e-9)
+    names = [computed_by(b, exp, torch.device("cpu"), ("perturbation",))["backend"]["perturbation"]
+             for b in ("auto", "torch")]
+    assert names == ["perturbation", "perturbation-torch"]
 
 
 @needs_kernel

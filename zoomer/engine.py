@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from . import kernels
+from .kernels import cpu_perturbation
 from .errors import Refusal
 from .experiment import Experiment, Problem
 from .training import train_torch
@@ -115,7 +116,8 @@ def computed_by(backend: str, exp: Experiment, device: torch.device, dtypes) -> 
     names = {}
     for dtype in dtypes:
         if dtype == PERTURBATION:  # float64 differences from a double-double reference (zoomer.perturbation)
-            names[dtype] = PERTURBATION
+            compiled = backend != "torch" and cpu_perturbation.supports(exp, device)
+            names[dtype] = PERTURBATION if compiled else f"{PERTURBATION}-torch"
             continue
         fast = kernels.find(backend, exp, device, dtype)
         names[str(dtype).removeprefix("torch.")] = "torch" if fast is None else fast.__module__.rsplit(".", 1)[-1]

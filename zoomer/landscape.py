@@ -60,7 +60,7 @@ def landscape(
     counts = {"trained": 0, "reused": 0}
     if dtype == PERTURBATION:
         dxs, dys = window.offsets((h, w))
-        run = lambda i, j: _perturbed(exp, window, dxs[j], dys[i], device, progress)  # noqa: E731
+        run = lambda i, j: _perturbed(exp, window, dxs[j], dys[i], device, progress, backend)  # noqa: E731
     else:
         xs, ys = window.axes((h, w))
         run = lambda i, j: train_grid(exp, xs[j], ys[i], device=device, dtype=dtype,  # noqa: E731
@@ -85,10 +85,11 @@ def landscape(
     return scores
 
 
-def _perturbed(exp: Experiment, window: Window, dxs, dys, device, progress) -> np.ndarray:
+def _perturbed(exp: Experiment, window: Window, dxs, dys, device, progress, backend: str) -> np.ndarray:
     """Scores of the runs at these offsets from the window's exact centre, trained as
     differences from a reference run (zoomer.perturbation); says how many stayed glitched."""
-    out = perturbation.render(exp, window.exact_center, dxs, dys, device=device or "cpu")
+    out = perturbation.render(exp, window.exact_center, dxs, dys, device=device or "cpu",
+                              compiled=backend != "torch")
     if out.glitched.any():
         log.warning("%d of %d runs still differ too much from their nearest of %d reference runs "
                     "(zoomer.perturbation); their scores may be off", int(out.glitched.sum()), out.glitched.size,

@@ -316,7 +316,8 @@ class _Net:
     """The mean-field net in two halves: the reference's pass in DD, and the exact float64
     differences of a chunk of pixels built from that pass's values."""
 
-    def __init__(self, exp: Experiment, device):
+    def __init__(self, exp: Experiment, device, compiled: bool = True):
+        """compiled: use the compiled CPU kernel where it supports exp (engine.backend=torch: never)."""
         self.exp = exp
         self.c = _Constants(device)
         with localcontext() as ctx:
@@ -325,7 +326,7 @@ class _Net:
             self.scale = [DD.exact(1 / Decimal(a).sqrt(), device) for a, _ in exp.layer_shapes]
         self.gain = [self.c.sqrt2 * s if exp.nonlinearity != "identity" else s for s in self.scale]
         self.out_scale = self.scale[-1] * self.scale[-1]
-        self.compiled = cpu_perturbation.supports(exp, device)
+        self.compiled = compiled and cpu_perturbation.supports(exp, device)
 
     # -- the reference, in DD --
     def forward(self, W: list[DD], x: torch.Tensor, y: torch.Tensor, backward: bool = True) -> _Pass:
@@ -463,9 +464,10 @@ class ReferenceRun:
     (keep) serves every pass about the same point without training again; one that does
     not holds only its latest step. It ends early where its loss goes non-finite."""
 
-    def __init__(self, exp: Experiment, prob: Problem, lrs: DD, offset: DD, keep: bool = False):
+    def __init__(self, exp: Experiment, prob: Problem, lrs: DD, offset: DD, keep: bool = False,
+                 compiled: bool = True):
         self.exp, self.prob, self.lrs, self.offset, self.keep = exp, prob, lrs, offset, keep
-        self.net = _Net(exp, prob.X.device)
+        self.net = _Net(exp, prob.X.device, compiled)
         self.W = [DD.of(w) for w in prob.weights]  # after the last step taken
         self.steps: list[RunStep | None] = []
         self.ended = False
@@ -524,7 +526,7 @@ def train_perturbed(run: ReferenceRun, dlrs: torch.Tensor, doffsets: torch.Tenso
     v = torch.ones(B, dtype=torch.float64, device=device)  # each pixel's latest l / l0
     glitch_loss = torch.full((B,), math.inf, dtype=torch.float64, device=device)
     parts = [torch.arange(i, min(i + chunk, B), device=device) for i in range(0, B, chunk)]
-    fused = cpu_perturbation.supports(exp, device)
+    fused = net.compiled
     for t in range(exp.steps):
         if t == 0 or exp.offset_every_step:
             dW[0] = dW[0] + doffsets[:, None, None]
@@ -706,17 +708,17 @@ _RUNS_LOCK = threading.Lock()
 KEPT_BYTES = 2**30
 
 
-def reference_run(exp: Experiment, point, device) -> ReferenceRun:
+def reference_run(exp: Experiment, point, device, compiled: bool = True) -> ReferenceRun:
     """The reference run at axis coordinates `point` (exact decimals): the one kept from
     the last frame about the same point, or a new one, kept if it fits KEPT_BYTES."""
-    key = (exp, str(point[0]), str(point[1]), str(torch.device(device)))
+    key = (exp, str(point[0]), str(point[1]), str(torch.device(device)), compiled)
     with _RUNS_LOCK:
         run = _RUNS.get(key)
         if run is None:
             prob = exp.problem().to(device)
-            values = (8 if cpu_perturbation.supports(exp, device) else 20) * prob.X.shape[0] * exp.width
+            values = (8 if compiled and cpu_perturbation.supports(exp, device) else 20) * prob.X.shape[0] * exp.width
             keep = exp.steps * values * 8 <= KEPT_BYTES
-            run = ReferenceRun(exp, prob, *reference_hparams(exp, *point, device), keep=keep)
+            run = ReferenceRun(exp, prob, *reference_hparams(exp, *point, device), keep=keep, compiled=compiled)
             _RUNS.clear()
             if keep:
                 _RUNS[key] = run
@@ -724,7 +726,7 @@ def reference_run(exp: Experiment, point, device) -> ReferenceRun:
 
 
 def render(exp: Experiment, centre, dx, dy, device="cpu", max_references: int = MAX_REFERENCES,
-           chunk: int = CHUNK) -> Rendering:
+           chunk: int = CHUNK, compiled: bool = True) -> Rendering:
     """Scores of the pixels at centre + (dx[k], dy[k]): centre a pair of exact decimal
     coordinates (strings, Decimals or mpf), dx, dy float64 offsets from it (log10 units).
 
@@ -735,7 +737,8 @@ def render(exp: Experiment, centre, dx, dy, device="cpu", max_references: int = 
     does: so the next one is the glitched pixel that had come closest to converging when
     it glitched (its loss lowest against its first), the one nearest their middle among
     equals. In a keyframe 28.6 decades down, picking the middle one took up to 12
-    references a pass where this takes 2 (BENCHMARKS.md)."""
+    references a pass where this takes 2 (BENCHMARKS.md). compiled=False trains through
+    torch alone (engine.backend=torch), where the compiled CPU kernel would run."""
     dx, dy = np.asarray(dx, np.float64).ravel(), np.asarray(dy, np.float64).ravel()
     extent = max(np.ptp(dx), np.ptp(dy))
     if 0 < extent < PERTURBATION_NARROWEST:
@@ -751,9 +754,9 @@ def render(exp: Experiment, centre, dx, dy, device="cpu", max_references: int = 
         for _ in range(max_references):
             refs.append(ref)
             if len(refs) == 1:  # the frame's centre, kept for its next passes and frames
-                run = kept = reference_run(exp, ref, device)
+                run = kept = reference_run(exp, ref, device, compiled)
             else:  # a repair's point, the frame's own
-                run = ReferenceRun(exp, kept.prob, *reference_hparams(exp, *ref, device))
+                run = ReferenceRun(exp, kept.prob, *reference_hparams(exp, *ref, device), compiled=compiled)
             rows = np.flatnonzero(todo)
             ddx = torch.tensor(dx[rows] - ox, device=device)
             ddy = torch.tensor(dy[rows] - oy, device=device)

@@ -40,7 +40,8 @@ def check_backend(backend: str, exp, device: torch.device, precision: str) -> No
         return
     if precision == PERTURBATION:
         raise Refusal(f"engine.backend={backend} trains float32 and float64 runs; engine.precision={PERTURBATION} "
-                      "trains its differences through torch: use engine.backend=auto")
+                      "trains its differences with its own compiled CPU kernel (engine.backend=auto) or through "
+                      "torch (engine.backend=torch)")
     for dtype in dtypes(precision):
         if dtype != PERTURBATION:  # auto's deep frames train through torch, whatever the backend
             kernels.find(backend, exp, device, dtype)
