@@ -26,11 +26,11 @@ from .boundary import structure
 from .color import Reference, color_frame
 from .config import ColorConfig, ExploreConfig, Quality
 from .errors import Refusal
+from .experiment import Experiment
 from .guess import trained_pixels
 from .landscape import landscape
 from .plan import start_window
 from .precision import resolve_precision
-from .experiment import Experiment
 from .quality import experiment_of, resolve
 from .run_setup import RunSetup
 from .window import Window

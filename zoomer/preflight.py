@@ -43,7 +43,7 @@ def check_backend(backend: str, exp, device: torch.device, precision: str) -> No
                       "trains its differences with its own compiled CPU kernel (engine.backend=auto) or through "
                       "torch (engine.backend=torch)")
     for dtype in dtypes(precision):
-        if dtype != PERTURBATION:  # auto's deep frames train through torch, whatever the backend
+        if dtype != PERTURBATION:  # auto's deep frames train by perturbation, which picks its own path
             kernels.find(backend, exp, device, dtype)
 
 
